@@ -1,0 +1,189 @@
+//! The command line: the top-level parser and the argument groups several commands share.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{inspect, render, validate};
+use crate::quantity;
+use crate::runtime::Limits;
+
+/// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "mathison-host", version, about, long_about = None)]
+pub struct Cli {
+    /// Show the plugins' info and debug log lines and what the host does.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Render(render::RenderCommand),
+    Validate(validate::ValidateCommand),
+    Inspect(inspect::InspectCommand),
+}
+
+/// Where plugins are found and how they are run.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// A directory to search for plugins given by bare name; repeatable, searched first.
+    #[arg(long = "plugin-path", value_name = "DIR")]
+    pub plugin_path: Vec<PathBuf>,
+
+    /// Wall-time limit of each plugin call, e.g. 10s, 500ms, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Memory limit of each plugin, as a quantity, e.g. 256Mi.
+    #[arg(long = "max-memory", value_name = "SIZE", default_value = "256Mi", value_parser = parse_size)]
+    pub max_memory: u64,
+
+    /// Limit on what one plugin call may return (objects and strings), e.g. 16Mi.
+    #[arg(long = "max-output", value_name = "SIZE", default_value = "16Mi", value_parser = parse_size)]
+    pub max_output: u64,
+
+    /// Largest plugin file accepted, e.g. 64Mi.
+    #[arg(long = "max-plugin-size", value_name = "SIZE", default_value = "64Mi", value_parser = parse_size)]
+    pub max_plugin_size: u64,
+
+    /// Directory of the compiled-plugin cache [default: $XDG_CACHE_HOME/mathison-host, or
+    /// ~/.cache/mathison-host].
+    #[arg(long = "cache-dir", value_name = "DIR", env = "MATHISON_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile plugins every time instead of using the cache.
+    #[arg(long = "no-cache", env = "MATHISON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
+}
+
+impl RuntimeArgs {
+    pub fn limits(&self) -> Limits {
+        let usize_of = |bytes: u64| usize::try_from(bytes).unwrap_or(usize::MAX);
+        Limits {
+            timeout: self.timeout,
+            memory_bytes: usize_of(self.max_memory),
+            output_bytes: usize_of(self.max_output),
+            max_plugin_bytes: self.max_plugin_size,
+        }
+    }
+
+    /// The cache directory in effect, or `None` when caching is off.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+            Some(base.join("mathison-host"))
+        })
+    }
+}
+
+/// What to render and how; shared by `render` and `validate`.
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// A plugin: a path to a .wasm file, or a bare name (`postgres`) looked up in --plugin-path,
+    /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/release. Repeatable.
+    #[arg(short, long = "plugin", value_name = "PLUGIN", required = true)]
+    pub plugins: Vec<String>,
+
+    /// A YAML values file with one section per plugin name. Repeatable; later files win.
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Set one value, e.g. redis.persistence.enabled=false. Repeatable; wins over files.
+    #[arg(long = "set", value_name = "PLUGIN.KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// The namespace of every namespaced object.
+    #[arg(short, long, default_value = "mathison-system")]
+    pub namespace: String,
+
+    /// The instance name, for the app.kubernetes.io/instance label.
+    #[arg(long, default_value = "mathison")]
+    pub instance: String,
+
+    /// A secret the host reads for connection values that need it (DATABASE_URL), as
+    /// NAME=file:PATH or NAME=env:VAR. Plugins never see it. Repeatable.
+    #[arg(long = "secret-input", value_name = "NAME=SOURCE")]
+    pub secret_inputs: Vec<String>,
+
+    /// Accept cluster-scoped objects (Namespace, ClusterRole, ...) from plugins.
+    #[arg(long)]
+    pub allow_cluster_scoped: bool,
+
+    /// Accept RBAC objects (Role, RoleBinding, ...) from plugins.
+    #[arg(long)]
+    pub allow_rbac: bool,
+
+    /// An object the user owns, which no plugin may create or overwrite, as KIND/NAME.
+    /// Repeatable.
+    #[arg(long = "user-owned", value_name = "KIND/NAME", default_value = "Secret/mathison-secrets", value_parser = parse_kind_name)]
+    pub user_owned: Vec<(String, String)>,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; expected e.g. 10s, 500ms or 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?}; use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} must be a positive duration"))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let parsed = quantity::parse(text).map_err(|e| e.to_string())?;
+    u64::try_from(quantity::whole_units(parsed))
+        .ok()
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("{text:?} must be a positive size"))
+}
+
+fn parse_kind_name(text: &str) -> Result<(String, String), String> {
+    text.split_once('/')
+        .filter(|(kind, name)| !kind.is_empty() && !name.is_empty())
+        .map(|(kind, name)| (kind.to_string(), name.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KIND/NAME, e.g. Secret/mathison-secrets"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("0s").is_err() && parse_duration("soon").is_err());
+        assert_eq!(parse_size("256Mi"), Ok(256 << 20));
+        assert!(parse_size("256 MB").is_err() && parse_size("0").is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! `mathison-host render`: render the plugins' objects to stdout or a folder.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::RenderArgs;
+use crate::output::{self, Format};
+use crate::pipeline;
+use crate::plan::Plan;
+
+/// Render the manifests of the given plugins.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    mathison-host render --plugin postgres --plugin redis | kubectl apply -f -\n  \
+    mathison-host render -p postgres -p redis --set redis.persistence.enabled=false -o deploy/\n  \
+    mathison-host render -p postgres --secret-input postgres-password=file:./pg-password")]
+pub struct RenderCommand {
+    #[command(flatten)]
+    pub render: RenderArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+
+    /// Write one file per plugin (and `mathison-host.yaml` for the host's own objects) into
+    /// DIR instead of stdout. Nothing is written unless the whole render succeeds.
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+impl RenderCommand {
+    pub fn run(self, verbose: bool) -> anyhow::Result<()> {
+        let plan = Plan::from_args(&self.render)?;
+        let runtime = super::runtime(&self.render.runtime)?;
+        let rendered = pipeline::render(&runtime, &plan)?;
+        super::report(&rendered, verbose);
+        match &self.output_dir {
+            Some(dir) => {
+                let files = output::files(&rendered.objects, self.format)?;
+                for path in output::write_dir(dir, &files)? {
+                    if verbose {
+                        eprintln!("wrote {}", path.display());
+                    }
+                }
+            }
+            None => {
+                let objects: Vec<_> = rendered.objects.iter().collect();
+                super::write_stdout(&output::to_string(&objects, self.format)?)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,609 @@
+//! Turns what a plugin returned into checked Kubernetes objects.
+//!
+//! Every known kind is decoded into its k8s-openapi type and serialised back; that round trip
+//! is the canonical form written out, so output never depends on how a plugin formatted its
+//! JSON. k8s-openapi ignores unknown fields, so any field of the plugin's JSON that the round
+//! trip lost is reported as unknown. Quantities and names, which k8s-openapi keeps as plain
+//! strings, are checked here too. Other kinds (custom resources) pass through with their
+//! apiVersion, kind and metadata checked.
+
+use std::fmt;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod,
+    ResourceQuota, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::contract::Envelope;
+use crate::quantity;
+
+/// The identity of an object in a cluster: two objects with the same id are the same object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    pub group: String,
+    pub kind: String,
+    /// `None` for cluster-scoped objects, and for namespaced ones until merge sets it.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// A checked object in canonical form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub id: ObjectId,
+    pub api_version: String,
+    pub namespaced: bool,
+    /// True when the kind is one the host knows and decoded into its k8s-openapi type.
+    pub typed: bool,
+    pub body: Value,
+}
+
+/// Why an object was refused: names the plugin, the object and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{plugin}: {object}: {}{message}", field_prefix(.path))]
+pub struct DecodeError {
+    pub plugin: String,
+    /// `Kind/name` as the envelope gave it.
+    pub object: String,
+    /// JSON path of the offending field, empty for the object as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+fn field_prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+/// A problem at a JSON path, before we know which plugin and object to name.
+#[derive(Debug)]
+struct Problem {
+    path: String,
+    message: String,
+}
+
+impl Problem {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Decodes and checks one object returned by `plugin`.
+pub fn decode(plugin: &str, envelope: &Envelope) -> Result<Decoded, DecodeError> {
+    decode_envelope(envelope).map_err(|problem| DecodeError {
+        plugin: plugin.to_string(),
+        object: format!("{}/{}", envelope.kind, envelope.name),
+        path: problem.path,
+        message: problem.message,
+    })
+}
+
+fn decode_envelope(envelope: &Envelope) -> Result<Decoded, Problem> {
+    let body: Value = serde_json::from_str(&envelope.body)
+        .map_err(|e| Problem::new("", format!("the body is not valid JSON: {e}")))?;
+    check_envelope(envelope, &body)?;
+
+    let (body, namespaced, typed) = match typed_kind(&envelope.api_version, &envelope.kind) {
+        Some(kind) => ((kind.canonicalize)(&body)?, kind.namespaced, true),
+        None => (
+            canonicalize_untyped(&body)?,
+            envelope.namespace.is_some(),
+            false,
+        ),
+    };
+    check_names(&envelope.kind, &body)?;
+    check_quantities(&body, &mut Vec::new())?;
+
+    Ok(Decoded {
+        id: ObjectId {
+            group: group_of(&envelope.api_version).to_string(),
+            kind: envelope.kind.clone(),
+            namespace: envelope.namespace.clone(),
+            name: envelope.name.clone(),
+        },
+        api_version: envelope.api_version.clone(),
+        namespaced,
+        typed,
+        body,
+    })
+}
+
+/// The API group of an apiVersion: `apps` for `apps/v1`, empty for the core `v1`.
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+/// The envelope must tell the truth about the body.
+fn check_envelope(envelope: &Envelope, body: &Value) -> Result<(), Problem> {
+    let Some(object) = body.as_object() else {
+        return Err(Problem::new("", "the body is not a JSON object"));
+    };
+    let field = |name: &str| object.get(name).and_then(Value::as_str);
+    let metadata = object.get("metadata").and_then(Value::as_object);
+    let meta_field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_str);
+
+    let pairs = [
+        ("apiVersion", field("apiVersion"), Some(envelope.api_version.as_str())),
+        ("kind", field("kind"), Some(envelope.kind.as_str())),
+        ("metadata.name", meta_field("name"), Some(envelope.name.as_str())),
+        ("metadata.namespace", meta_field("namespace"), envelope.namespace.as_deref()),
+    ];
+    for (path, in_body, in_envelope) in pairs {
+        if in_body != in_envelope {
+            return Err(Problem::new(
+                path,
+                format!(
+                    "is {} in the body but {} in the envelope; they must match",
+                    describe(in_body),
+                    describe(in_envelope)
+                ),
+            ));
+        }
+    }
+    if !is_api_version(&envelope.api_version) {
+        return Err(Problem::new(
+            "apiVersion",
+            format!(
+                "{:?} is not an apiVersion; expected `v1` or `group/version`",
+                envelope.api_version
+            ),
+        ));
+    }
+    if !is_kind(&envelope.kind) {
+        return Err(Problem::new(
+            "kind",
+            format!("{:?} is not a kind; expected e.g. `ConfigMap`", envelope.kind),
+        ));
+    }
+    Ok(())
+}
+
+fn describe(value: Option<&str>) -> String {
+    value.map_or_else(|| "missing".to_string(), |v| format!("{v:?}"))
+}
+
+fn is_api_version(api_version: &str) -> bool {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let version_ok = version.starts_with('v')
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    version_ok && (group.is_empty() || is_dns_subdomain(group))
+}
+
+fn is_kind(kind: &str) -> bool {
+    kind.len() <= 63
+        && kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// How to decode one known kind.
+struct TypedKind {
+    api_version: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    canonicalize: fn(&Value) -> Result<Value, Problem>,
+}
+
+trait ScopeOf {
+    const NAMESPACED: bool;
+}
+impl ScopeOf for NamespaceResourceScope {
+    const NAMESPACED: bool = true;
+}
+impl ScopeOf for ClusterResourceScope {
+    const NAMESPACED: bool = false;
+}
+
+macro_rules! typed_kinds {
+    ($($ty:ty),* $(,)?) => {
+        &[$(TypedKind {
+            api_version: <$ty as Resource>::API_VERSION,
+            kind: <$ty as Resource>::KIND,
+            namespaced: <<$ty as Resource>::Scope as ScopeOf>::NAMESPACED,
+            canonicalize: canonicalize::<$ty>,
+        }),*]
+    };
+}
+
+/// The kinds decoded into k8s-openapi types (Kubernetes 1.33 API).
+const TYPED_KINDS: &[TypedKind] = typed_kinds![
+    Namespace,
+    ConfigMap,
+    Secret,
+    Service,
+    ServiceAccount,
+    PersistentVolumeClaim,
+    PersistentVolume,
+    Pod,
+    ResourceQuota,
+    LimitRange,
+    StatefulSet,
+    Deployment,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+    NetworkPolicy,
+    Ingress,
+    IngressClass,
+    PodDisruptionBudget,
+    Role,
+    RoleBinding,
+    ClusterRole,
+    ClusterRoleBinding,
+    StorageClass,
+    HorizontalPodAutoscaler,
+    CustomResourceDefinition,
+];
+
+fn typed_kind(api_version: &str, kind: &str) -> Option<&'static TypedKind> {
+    TYPED_KINDS
+        .iter()
+        .find(|k| k.api_version == api_version && k.kind == kind)
+}
+
+/// Whether the host knows `apiVersion`/`kind` and whether it is namespaced.
+pub fn known_scope(api_version: &str, kind: &str) -> Option<bool> {
+    typed_kind(api_version, kind).map(|k| k.namespaced)
+}
+
+/// Decodes `body` as `K` and serialises it back, refusing fields the type does not have.
+fn canonicalize<K: DeserializeOwned + Serialize>(body: &Value) -> Result<Value, Problem> {
+    let typed: K = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        Problem::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+    })?;
+    let canonical = serde_json::to_value(&typed)
+        .map_err(|e| Problem::new("", format!("cannot serialise the object: {e}")))?;
+    find_unknown_field(body, &canonical, &mut Vec::new())?;
+    Ok(canonical)
+}
+
+/// Custom resources: only metadata has a schema the host knows.
+fn canonicalize_untyped(body: &Value) -> Result<Value, Problem> {
+    let mut body = body.clone();
+    let metadata = body
+        .get("metadata")
+        .ok_or_else(|| Problem::new("metadata", "is missing"))?;
+    let canonical = canonicalize::<ObjectMeta>(metadata).map_err(|p| Problem {
+        path: join_path("metadata", &p.path),
+        message: p.message,
+    })?;
+    body["metadata"] = canonical;
+    Ok(body)
+}
+
+fn join_path(parent: &str, child: &str) -> String {
+    match (parent.is_empty(), child.is_empty()) {
+        (_, true) => parent.to_string(),
+        (true, false) => child.to_string(),
+        (false, false) if child.starts_with('[') => format!("{parent}{child}"),
+        (false, false) => format!("{parent}.{child}"),
+    }
+}
+
+/// A path segment, for messages like `spec.containers[0].name`.
+#[derive(Debug, Clone)]
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_string(path: &[Segment<'_>]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Key(key) if out.is_empty() => out.push_str(key),
+            Segment::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Segment::Index(index) => out.push_str(&format!("[{index}]")),
+        }
+    }
+    out
+}
+
+fn find_unknown_field<'a>(
+    original: &'a Value,
+    canonical: &Value,
+    path: &mut Vec<Segment<'a>>,
+) -> Result<(), Problem> {
+    match (original, canonical) {
+        (Value::Object(original), Value::Object(canonical)) => {
+            for (key, value) in original {
+                path.push(Segment::Key(key));
+                match canonical.get(key) {
+                    Some(kept) => find_unknown_field(value, kept, path)?,
+                    // An explicit null means "unset"; dropping it loses nothing.
+                    None if value.is_null() => {}
+                    None => {
+                        return Err(Problem::new(
+                            path_string(path),
+                            "unknown field: the Kubernetes API has no such field here \
+                             (check its spelling and indentation)",
+                        ));
+                    }
+                }
+                path.pop();
+            }
+            Ok(())
+        }
+        (Value::Array(original), Value::Array(canonical)) => {
+            for (index, (value, kept)) in original.iter().zip(canonical).enumerate() {
+                path.push(Segment::Index(index));
+                find_unknown_field(value, kept, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Names the API server would refuse: `metadata.name` and container names.
+fn check_names(kind: &str, body: &Value) -> Result<(), Problem> {
+    if let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) {
+        // Services and Namespaces become DNS labels; everything else a DNS subdomain.
+        let (ok, expected) = match kind {
+            "Service" => (is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+                "a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter"),
+            "Namespace" => (is_dns_label(name), "a DNS-1123 label: at most 63 lower-case letters, digits and '-'"),
+            _ => (is_dns_subdomain(name), "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253"),
+        };
+        if !ok {
+            return Err(Problem::new(
+                "metadata.name",
+                format!("{name:?} is not a valid name; expected {expected}"),
+            ));
+        }
+    }
+    check_container_names(body, &mut Vec::new())
+}
+
+fn check_container_names<'a>(value: &'a Value, path: &mut Vec<Segment<'a>>) -> Result<(), Problem> {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                path.push(Segment::Key(key));
+                if matches!(key.as_str(), "containers" | "initContainers")
+                    && let Some(containers) = child.as_array()
+                {
+                    for (index, container) in containers.iter().enumerate() {
+                        let name = container.get("name").and_then(Value::as_str).unwrap_or("");
+                        if !is_dns_label(name) {
+                            path.push(Segment::Index(index));
+                            path.push(Segment::Key("name"));
+                            return Err(Problem::new(
+                                path_string(path),
+                                format!("{name:?} is not a valid container name; expected a DNS-1123 label"),
+                            ));
+                        }
+                    }
+                }
+                check_container_names(child, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                path.push(Segment::Index(index));
+                check_container_names(child, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks every field that holds a quantity: resource limits and requests, quotas, capacities,
+/// overheads and emptyDir size limits.
+fn check_quantities<'a>(value: &'a Value, path: &mut Vec<Segment<'a>>) -> Result<(), Problem> {
+    match value {
+        Value::Object(map) => check_quantity_map(map, path),
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                path.push(Segment::Index(index));
+                check_quantities(child, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_quantity_map<'a>(
+    map: &'a Map<String, Value>,
+    path: &mut Vec<Segment<'a>>,
+) -> Result<(), Problem> {
+    let holds_quantities = is_quantity_map(path);
+    for (key, child) in map {
+        path.push(Segment::Key(key));
+        if holds_quantities || key == "sizeLimit" {
+            let text = child.as_str().unwrap_or_default();
+            quantity::parse(text).map_err(|e| Problem::new(path_string(path), e.to_string()))?;
+        } else {
+            check_quantities(child, path)?;
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+/// Whether the object at `path` maps resource names to quantities.
+fn is_quantity_map(path: &[Segment<'_>]) -> bool {
+    let key = |back: usize| match path.len().checked_sub(back).map(|i| &path[i]) {
+        Some(Segment::Key(key)) => Some(*key),
+        _ => None,
+    };
+    match key(1) {
+        Some("limits" | "requests") => key(2) == Some("resources"),
+        Some("hard" | "capacity" | "overhead") => true,
+        _ => false,
+    }
+}
+
+/// RFC 1123 label: what the API server requires of most names that become DNS labels.
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(body: Value) -> Envelope {
+        Envelope {
+            api_version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
+            kind: body["kind"].as_str().unwrap_or_default().to_string(),
+            name: body["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
+            body: body.to_string(),
+        }
+    }
+
+    fn error(body: Value) -> String {
+        match decode("redis.wasm", &envelope(body)) {
+            Ok(decoded) => panic!("expected an error, decoded {decoded:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn statefulset(memory: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "redis"},
+            "spec": {
+                "serviceName": "redis-headless",
+                "selector": {"matchLabels": {"app": "redis"}},
+                "template": {
+                    "metadata": {"labels": {"app": "redis"}},
+                    "spec": {"containers": [{
+                        "name": "redis", "image": "redis:7-alpine",
+                        "resources": {"limits": {"memory": memory}}
+                    }]}
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn decodes_a_known_kind_into_canonical_form() {
+        let decoded = decode("redis.wasm", &envelope(statefulset("256Mi")));
+        let decoded = decoded.unwrap_or_else(|e| panic!("{e}"));
+        assert!(decoded.typed && decoded.namespaced);
+        assert_eq!(decoded.id.group, "apps");
+        assert_eq!(
+            decoded.body.pointer("/spec/template/spec/containers/0/resources/limits/memory"),
+            Some(&json!("256Mi"))
+        );
+    }
+
+    #[test]
+    fn bad_quantity_names_plugin_object_and_path() {
+        assert_eq!(
+            error(statefulset("256 MB")),
+            "redis.wasm: StatefulSet/redis: spec.template.spec.containers[0].resources.limits.memory: \
+             \"256 MB\" is not a quantity (unknown suffix); expected e.g. \"500m\", \"2\", \"256Mi\" or \"10Gi\""
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_path() {
+        let mut body = statefulset("256Mi");
+        body["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = json!("Always");
+        assert!(error(body).contains("spec.template.spec.containers[0].imagePullPolicyy: unknown field"));
+    }
+
+    #[test]
+    fn wrong_type_is_refused_with_its_path() {
+        let mut body = statefulset("256Mi");
+        body["spec"]["replicas"] = json!("one");
+        let message = error(body);
+        assert!(message.starts_with("redis.wasm: StatefulSet/redis: spec.replicas: invalid type"), "{message}");
+    }
+
+    #[test]
+    fn names_must_be_dns_1123() {
+        let mut body = statefulset("256Mi");
+        body["metadata"]["name"] = json!("Redis_Primary");
+        assert!(error(body).contains("metadata.name: \"Redis_Primary\" is not a valid name"));
+        let mut body = statefulset("256Mi");
+        body["spec"]["template"]["spec"]["containers"][0]["name"] = json!("Redis");
+        assert!(error(body).contains("spec.template.spec.containers[0].name: \"Redis\""));
+    }
+
+    #[test]
+    fn envelope_must_match_body() {
+        let mut env = envelope(statefulset("256Mi"));
+        env.name = "other".into();
+        let message = decode("p", &env).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("metadata.name: is \"redis\" in the body but \"other\" in the envelope"));
+    }
+
+    #[test]
+    fn invalid_json_and_deep_nesting_are_errors_not_crashes() {
+        let mut env = envelope(statefulset("1"));
+        env.body = "{not json".into();
+        assert!(decode("p", &env).is_err());
+        env.body = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(decode("p", &env).is_err());
+    }
+
+    #[test]
+    fn custom_resources_pass_through_with_metadata_checked() {
+        let body = json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": "redis", "namespace": "mathison-system"},
+            "spec": {"endpoints": [{"port": "metrics"}]}
+        });
+        let decoded = decode("p", &envelope(body.clone())).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!decoded.typed && decoded.namespaced);
+        assert_eq!(decoded.body["spec"], body["spec"]);
+
+        let mut bad = body;
+        bad["metadata"]["labelz"] = json!({});
+        assert!(error(bad).contains("metadata.labelz: unknown field"));
+    }
+}

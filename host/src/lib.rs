@@ -1,0 +1,28 @@
+//! `mathison-host` renders the Kubernetes manifests of Mathison's backing services from
+//! WebAssembly component plugins.
+//!
+//! Data flows one way, one module per stage:
+//!
+//! ```text
+//! plan → runtime → decode → policy → merge → order → output
+//! ```
+//!
+//! [`plan`] resolves plugin files and the user's configuration; [`runtime`] (the only module
+//! that touches wasmtime) runs each plugin in a sandbox; [`decode`] turns what a plugin returned
+//! into typed Kubernetes objects; [`policy`] refuses what the plugin may not emit; [`merge`]
+//! joins all plugins' objects into one set; [`order`] sorts it for installation; [`output`]
+//! writes it. [`pipeline`] strings the stages together for the commands in [`commands`].
+
+pub mod cli;
+pub mod commands;
+pub mod contract;
+pub mod decode;
+pub mod merge;
+pub mod order;
+pub mod output;
+pub mod pipeline;
+pub mod plan;
+pub mod policy;
+pub mod quantity;
+pub mod runtime;
+pub mod values;

@@ -1,0 +1,434 @@
+//! Joins the objects of every plugin into one set.
+//!
+//! Identity is group/kind/namespace/name: two plugins (or one plugin twice) claiming one
+//! identity is an error naming both. Namespaced objects get the render namespace, every object
+//! the recommended labels it lacks, and the connection values of all plugins become the host's
+//! own ConfigMap (and, with user-supplied secrets, Secret) `mathison-connections`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Map, Value};
+
+use crate::contract::ConnectionValue;
+use crate::decode::{Decoded, ObjectId};
+
+/// The origin (and output file stem) of objects the host generates itself.
+pub const HOST_ORIGIN: &str = "mathison-host";
+/// The name of the host's ConfigMap and Secret of connection values.
+pub const CONNECTIONS_NAME: &str = "mathison-connections";
+/// The placeholder a secret connection value carries for the user's secret.
+pub const SECRET_PLACEHOLDER: &str = "{secret}";
+
+/// A plugin's contribution to the render.
+#[derive(Debug, Clone)]
+pub struct PluginObjects {
+    /// The plugin's `info` name; also its output file stem and label value.
+    pub name: String,
+    pub version: String,
+    pub objects: Vec<Decoded>,
+    pub connection_values: Vec<ConnectionValue>,
+}
+
+/// What merge needs to know about the render.
+#[derive(Debug, Clone, Default)]
+pub struct MergeSettings {
+    pub namespace: String,
+    pub instance: String,
+    /// Secret inputs the user supplied, by name (`--secret-input`).
+    pub secret_inputs: BTreeMap<String, String>,
+}
+
+/// An object in the final set, with the plugin (or the host) it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub origin: String,
+    pub id: ObjectId,
+    pub body: Value,
+}
+
+/// The merged set, in no particular order yet, and notes for the user.
+#[derive(Debug, Clone, Default)]
+pub struct Merged {
+    pub objects: Vec<Placed>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    #[error(
+        "{id} is rendered by both {first} and {second}; one object can have only one owner \
+         (disable it in one of them)"
+    )]
+    Conflict {
+        id: ObjectId,
+        first: String,
+        second: String,
+    },
+    #[error("connection value {key} is set by both {first} and {second}")]
+    ConnectionConflict {
+        key: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{plugin}: connection value {key:?} is not a valid key; expected upper-case letters, \
+         digits and '_', not starting with a digit"
+    )]
+    InvalidConnectionKey { plugin: String, key: String },
+    #[error(
+        "{plugin}: connection value {key} names secret input {input:?} but its value has no \
+         `{SECRET_PLACEHOLDER}` placeholder for it"
+    )]
+    MissingPlaceholder {
+        plugin: String,
+        key: String,
+        input: String,
+    },
+}
+
+/// Merges the plugins' objects and generates the host's own.
+pub fn merge(plugins: Vec<PluginObjects>, settings: &MergeSettings) -> Result<Merged, MergeError> {
+    let mut merged = Merged::default();
+    let mut owners: HashMap<ObjectId, String> = HashMap::new();
+    let mut connections = Connections::default();
+
+    for plugin in plugins {
+        for value in &plugin.connection_values {
+            connections.add(&plugin.name, value, settings, &mut merged.notes)?;
+        }
+        let labels = recommended_labels(&plugin.name, &plugin.version, &settings.instance);
+        for object in plugin.objects {
+            let placed = place(&plugin.name, object, &labels, settings);
+            claim(&mut owners, &placed)?;
+            merged.objects.push(placed);
+        }
+    }
+    for placed in connections.into_objects(settings) {
+        claim(&mut owners, &placed)?;
+        merged.objects.push(placed);
+    }
+    Ok(merged)
+}
+
+fn claim(owners: &mut HashMap<ObjectId, String>, placed: &Placed) -> Result<(), MergeError> {
+    if let Some(first) = owners.insert(placed.id.clone(), placed.origin.clone()) {
+        return Err(MergeError::Conflict {
+            id: placed.id.clone(),
+            first,
+            second: placed.origin.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn place(
+    origin: &str,
+    object: Decoded,
+    labels: &BTreeMap<String, String>,
+    settings: &MergeSettings,
+) -> Placed {
+    let mut id = object.id;
+    let mut body = object.body;
+    if object.namespaced {
+        id.namespace = Some(settings.namespace.clone());
+    }
+    if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        if object.namespaced {
+            metadata.insert("namespace".into(), Value::String(settings.namespace.clone()));
+        }
+        add_missing_labels(metadata, labels);
+    }
+    Placed {
+        origin: origin.to_string(),
+        id,
+        body,
+    }
+}
+
+/// The `app.kubernetes.io` labels Kubernetes recommends, for objects of plugin `name`.
+pub fn recommended_labels(name: &str, version: &str, instance: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), name.to_string()),
+        ("app.kubernetes.io/instance".to_string(), instance.to_string()),
+        ("app.kubernetes.io/component".to_string(), "backing-service".to_string()),
+        ("app.kubernetes.io/part-of".to_string(), "mathison".to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), HOST_ORIGIN.to_string()),
+    ]);
+    // A version that is not a valid label value (e.g. `1.0.0+build`) is left out, not mangled.
+    if is_label_value(version) {
+        labels.insert("app.kubernetes.io/version".to_string(), version.to_string());
+    }
+    labels
+}
+
+fn add_missing_labels(metadata: &mut Map<String, Value>, labels: &BTreeMap<String, String>) {
+    let existing = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(existing) = existing.as_object_mut() {
+        for (key, value) in labels {
+            existing
+                .entry(key.clone())
+                .or_insert_with(|| Value::String(value.clone()));
+        }
+        // Keep label order independent of who set which label.
+        existing.sort_keys();
+    }
+}
+
+fn is_label_value(value: &str) -> bool {
+    value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && value.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+        && value.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+}
+
+/// Connection values gathered from all plugins, by key.
+#[derive(Debug, Default)]
+struct Connections {
+    plain: BTreeMap<String, String>,
+    secret: BTreeMap<String, String>,
+    owners: HashMap<String, String>,
+}
+
+impl Connections {
+    fn add(
+        &mut self,
+        plugin: &str,
+        value: &ConnectionValue,
+        settings: &MergeSettings,
+        notes: &mut Vec<String>,
+    ) -> Result<(), MergeError> {
+        if !is_env_key(&value.key) {
+            return Err(MergeError::InvalidConnectionKey {
+                plugin: plugin.to_string(),
+                key: value.key.clone(),
+            });
+        }
+        if let Some(first) = self.owners.insert(value.key.clone(), plugin.to_string()) {
+            return Err(MergeError::ConnectionConflict {
+                key: value.key.clone(),
+                first,
+                second: plugin.to_string(),
+            });
+        }
+        let Some(input) = &value.secret_input else {
+            self.plain.insert(value.key.clone(), value.value.clone());
+            return Ok(());
+        };
+        if !value.value.contains(SECRET_PLACEHOLDER) {
+            return Err(MergeError::MissingPlaceholder {
+                plugin: plugin.to_string(),
+                key: value.key.clone(),
+                input: input.clone(),
+            });
+        }
+        match settings.secret_inputs.get(input) {
+            Some(secret) => {
+                let filled = value.value.replace(SECRET_PLACEHOLDER, &url_encode(secret));
+                self.secret.insert(value.key.clone(), filled);
+            }
+            None => notes.push(format!(
+                "{plugin}: {key} is not rendered: it needs the secret input {input:?}; pass \
+                 --secret-input {input}=file:PATH (or =env:VAR) to render it into the Secret \
+                 {CONNECTIONS_NAME}",
+                key = value.key
+            )),
+        }
+        Ok(())
+    }
+
+    fn into_objects(self, settings: &MergeSettings) -> Vec<Placed> {
+        let labels = recommended_labels(HOST_ORIGIN, env!("CARGO_PKG_VERSION"), &settings.instance);
+        let metadata = || ObjectMeta {
+            name: Some(CONNECTIONS_NAME.to_string()),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        };
+        let mut objects = Vec::new();
+        if !self.plain.is_empty() {
+            let config_map = ConfigMap {
+                metadata: metadata(),
+                data: Some(self.plain),
+                ..ConfigMap::default()
+            };
+            objects.push(host_object::<ConfigMap>(&config_map, settings));
+        }
+        if !self.secret.is_empty() {
+            let secret = Secret {
+                metadata: metadata(),
+                type_: Some("Opaque".to_string()),
+                data: Some(
+                    self.secret
+                        .into_iter()
+                        .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                        .collect(),
+                ),
+                ..Secret::default()
+            };
+            objects.push(host_object::<Secret>(&secret, settings));
+        }
+        objects
+    }
+}
+
+fn host_object<K: k8s_openapi::Resource + serde::Serialize>(
+    object: &K,
+    settings: &MergeSettings,
+) -> Placed {
+    Placed {
+        origin: HOST_ORIGIN.to_string(),
+        id: ObjectId {
+            group: crate::decode::group_of(K::API_VERSION).to_string(),
+            kind: K::KIND.to_string(),
+            namespace: Some(settings.namespace.clone()),
+            name: CONNECTIONS_NAME.to_string(),
+        },
+        // Serialising k8s-openapi types to JSON cannot fail (no maps with non-string keys).
+        body: serde_json::to_value(object).unwrap_or(Value::Null),
+    }
+}
+
+fn is_env_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so a password is safe in
+/// any part of a URL.
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(kind: &str, name: &str) -> Decoded {
+        Decoded {
+            id: ObjectId {
+                group: String::new(),
+                kind: kind.into(),
+                namespace: None,
+                name: name.into(),
+            },
+            api_version: "v1".into(),
+            namespaced: true,
+            typed: true,
+            body: json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "database"}}}),
+        }
+    }
+
+    fn plugin(name: &str, objects: Vec<Decoded>, values: Vec<ConnectionValue>) -> PluginObjects {
+        PluginObjects { name: name.into(), version: "1.2.3".into(), objects, connection_values: values }
+    }
+
+    fn settings() -> MergeSettings {
+        MergeSettings { namespace: "ns".into(), instance: "mathison".into(), ..MergeSettings::default() }
+    }
+
+    fn value(key: &str, value: &str, input: Option<&str>) -> ConnectionValue {
+        ConnectionValue { key: key.into(), value: value.into(), secret_input: input.map(Into::into) }
+    }
+
+    #[test]
+    fn sets_namespace_and_fills_missing_labels_only() {
+        let merged = merge(vec![plugin("redis", vec![object("Service", "redis")], vec![])], &settings())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = &merged.objects[0].body;
+        assert_eq!(body["metadata"]["namespace"], "ns");
+        assert_eq!(merged.objects[0].id.namespace.as_deref(), Some("ns"));
+        let labels = &body["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/component"], "database");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "mathison-host");
+        assert_eq!(labels["app.kubernetes.io/name"], "redis");
+        assert_eq!(labels["app.kubernetes.io/version"], "1.2.3");
+    }
+
+    #[test]
+    fn same_identity_from_two_plugins_names_both() {
+        let error = merge(
+            vec![
+                plugin("postgres", vec![object("Service", "db")], vec![]),
+                plugin("pgbouncer", vec![object("Service", "db")], vec![]),
+            ],
+            &settings(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(error.starts_with("Service/db is rendered by both postgres and pgbouncer"), "{error}");
+    }
+
+    #[test]
+    fn duplicates_inside_one_plugin_are_refused() {
+        let result = merge(vec![plugin("p", vec![object("Service", "a"), object("Service", "a")], vec![])], &settings());
+        assert!(matches!(result, Err(MergeError::Conflict { .. })));
+    }
+
+    #[test]
+    fn plugins_cannot_claim_the_host_connections_object() {
+        let result = merge(
+            vec![plugin("p", vec![object("ConfigMap", CONNECTIONS_NAME)], vec![value("A", "b", None)])],
+            &settings(),
+        );
+        assert!(matches!(result, Err(MergeError::Conflict { .. })));
+    }
+
+    #[test]
+    fn connection_values_go_to_configmap_and_secret_only_with_input() {
+        let values = vec![
+            value("REDIS_URL", "redis://redis:6379", None),
+            value("DATABASE_URL", "postgresql://u:{secret}@db/x", Some("pw")),
+        ];
+        let without = merge(vec![plugin("p", vec![], values.clone())], &settings()).unwrap_or_default();
+        assert_eq!(without.objects.len(), 1);
+        assert_eq!(without.objects[0].body["data"]["REDIS_URL"], "redis://redis:6379");
+        assert!(without.notes[0].contains("--secret-input pw=file:PATH"));
+        assert!(!without.objects[0].body.to_string().contains("DATABASE_URL"));
+
+        let mut with = settings();
+        with.secret_inputs.insert("pw".into(), "p@ss:w/rd".into());
+        let merged = merge(vec![plugin("p", vec![], values)], &with).unwrap_or_default();
+        let secret = merged.objects.iter().find(|o| o.id.kind == "Secret").map(|o| &o.body);
+        // base64 of postgresql://u:p%40ss%3Aw%2Frd@db/x
+        assert_eq!(
+            secret.map(|s| s["data"]["DATABASE_URL"].clone()),
+            Some(json!("cG9zdGdyZXNxbDovL3U6cCU0MHNzJTNBdyUyRnJkQGRiL3g="))
+        );
+    }
+
+    #[test]
+    fn connection_keys_are_checked_and_unique() {
+        let bad = merge(vec![plugin("p", vec![], vec![value("redis-url", "x", None)])], &settings());
+        assert!(matches!(bad, Err(MergeError::InvalidConnectionKey { .. })));
+        let twice = merge(
+            vec![plugin("a", vec![], vec![value("X", "1", None)]), plugin("b", vec![], vec![value("X", "2", None)])],
+            &settings(),
+        );
+        assert!(matches!(twice, Err(MergeError::ConnectionConflict { .. })));
+    }
+
+    #[test]
+    fn url_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(url_encode("aZ9-._~ @:/%"), "aZ9-._~%20%40%3A%2F%25");
+    }
+}

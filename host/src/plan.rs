@@ -1,0 +1,168 @@
+//! Turns the command line into a plan: which plugin files, which values, which context and
+//! policy. Nothing here runs a plugin.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::cli::RenderArgs;
+use crate::contract::RenderContext;
+use crate::decode::is_dns_label;
+use crate::policy::Policy;
+use crate::values::{self, Values};
+
+/// The environment variable with extra plugin directories, `:`-separated like `PATH`.
+pub const PLUGIN_PATH_ENV: &str = "MATHISON_PLUGIN_PATH";
+/// Where `cargo build --target wasm32-wasip2 --release` puts plugins, relative to the workspace.
+pub const WORKSPACE_BUILD_OUTPUT: &str = "target/wasm32-wasip2/release";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "plugin {name:?} not found; looked for {candidates} in: {searched}. Pass a path to the \
+         .wasm file, or add its directory with --plugin-path or ${PLUGIN_PATH_ENV}"
+    )]
+    PluginNotFound {
+        name: String,
+        candidates: String,
+        searched: String,
+    },
+    #[error("plugin file {0} does not exist")]
+    PluginFileMissing(PathBuf),
+    #[error("--namespace {0:?} is not a valid namespace name (a DNS-1123 label)")]
+    Namespace(String),
+    #[error("--instance {0:?} is not a valid label value (a DNS-1123 label)")]
+    Instance(String),
+    #[error(transparent)]
+    Values(#[from] values::ValuesError),
+    #[error(transparent)]
+    SecretInput(#[from] values::SecretInputError),
+}
+
+/// Everything a render needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub plugins: Vec<PathBuf>,
+    pub values: Values,
+    pub context: RenderContext,
+    pub policy: Policy,
+    pub secret_inputs: BTreeMap<String, String>,
+}
+
+impl Plan {
+    pub fn from_args(args: &RenderArgs) -> Result<Self, PlanError> {
+        if !is_dns_label(&args.namespace) {
+            return Err(PlanError::Namespace(args.namespace.clone()));
+        }
+        if !is_dns_label(&args.instance) {
+            return Err(PlanError::Instance(args.instance.clone()));
+        }
+        let search = search_path(&args.runtime.plugin_path, env::var_os(PLUGIN_PATH_ENV));
+        let plugins = args
+            .plugins
+            .iter()
+            .map(|spec| resolve_plugin(spec, &search))
+            .collect::<Result<_, _>>()?;
+        let mut values = Values::default();
+        for file in &args.values {
+            values.add_file(file)?;
+        }
+        for set in &args.set {
+            values.add_set(set)?;
+        }
+        Ok(Self {
+            plugins,
+            values,
+            context: RenderContext {
+                namespace: args.namespace.clone(),
+                instance: args.instance.clone(),
+                host_version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            policy: Policy {
+                namespace: args.namespace.clone(),
+                allow_cluster_scoped: args.allow_cluster_scoped,
+                allow_rbac: args.allow_rbac,
+                user_owned: args.user_owned.clone(),
+            },
+            secret_inputs: values::read_secret_inputs(&args.secret_inputs)?,
+        })
+    }
+}
+
+/// The plugin search path: `--plugin-path` directories, then `$MATHISON_PLUGIN_PATH`, then the
+/// workspace's build output.
+pub fn search_path(flag_dirs: &[PathBuf], env_value: Option<OsString>) -> Vec<PathBuf> {
+    let mut dirs = flag_dirs.to_vec();
+    if let Some(value) = env_value {
+        dirs.extend(env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs.push(PathBuf::from(WORKSPACE_BUILD_OUTPUT));
+    dirs
+}
+
+/// A path (anything with a `/` or ending in `.wasm`) is taken as is; a bare name is looked up
+/// as `NAME.wasm` or `mathison_plugin_NAME.wasm` (cargo's name for crate
+/// `mathison-plugin-NAME`) in each directory of `search`.
+pub fn resolve_plugin(spec: &str, search: &[PathBuf]) -> Result<PathBuf, PlanError> {
+    if spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/') || spec.ends_with(".wasm") {
+        let path = PathBuf::from(spec);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(PlanError::PluginFileMissing(path))
+        };
+    }
+    let candidates = [
+        format!("{spec}.wasm"),
+        format!("mathison_plugin_{}.wasm", spec.replace('-', "_")),
+    ];
+    search
+        .iter()
+        .flat_map(|dir| candidates.iter().map(move |file| dir.join(file)))
+        .find(|path| path.is_file())
+        .ok_or_else(|| PlanError::PluginNotFound {
+            name: spec.to_string(),
+            candidates: candidates.join(" or "),
+            searched: search
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// A short label for a plugin file in messages: its file name.
+pub fn label(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn bare_names_resolve_through_the_search_path_in_order() -> std::io::Result<()> {
+        let first = tempfile::tempdir()?;
+        let second = tempfile::tempdir()?;
+        fs::write(second.path().join("mathison_plugin_postgres.wasm"), b"")?;
+        fs::write(second.path().join("redis.wasm"), b"")?;
+        fs::write(first.path().join("redis.wasm"), b"")?;
+        let search = search_path(&[first.path().to_owned()], Some(second.path().as_os_str().to_owned()));
+        assert_eq!(resolve_plugin("redis", &search).ok(), Some(first.path().join("redis.wasm")));
+        assert_eq!(
+            resolve_plugin("postgres", &search).ok(),
+            Some(second.path().join("mathison_plugin_postgres.wasm"))
+        );
+        let missing = resolve_plugin("minio", &search).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(missing.contains("minio.wasm or mathison_plugin_minio.wasm"), "{missing}");
+        Ok(())
+    }
+
+    #[test]
+    fn paths_are_taken_as_given() {
+        assert!(matches!(resolve_plugin("./nope.wasm", &[]), Err(PlanError::PluginFileMissing(_))));
+    }
+}

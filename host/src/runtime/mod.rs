@@ -1,0 +1,587 @@
+//! Runs plugins in a sandbox. The only module that imports wasmtime.
+//!
+//! Each call (`info`, `render`) gets a fresh [`Store`] with its own WASI context: no preopened
+//! directories, no environment, no arguments, no network, a fixed clock, deterministic
+//! randomness, stdout discarded and stderr captured (bounded) so that a panic message reaches
+//! the error. Compilation, the expensive part, happens once per plugin file (or never, with the
+//! on-disk cache) and is shared through an [`InstancePre`](wasmtime::component::InstancePre).
+
+mod bindings;
+mod cache;
+mod sandbox;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, OptLevel, Store, Trap};
+
+use crate::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
+pub use cache::CacheOutcome;
+use sandbox::SandboxState;
+
+/// How often the epoch ticks; the time limit is rounded up to it.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Resource limits of one plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall time of one call (`info` or `render`), instantiation included.
+    pub timeout: Duration,
+    /// Linear memory of the plugin, all memories together.
+    pub memory_bytes: usize,
+    /// Bytes a call may return (object bodies, strings) and log.
+    pub output_bytes: usize,
+    /// The largest plugin file accepted.
+    pub max_plugin_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 256 << 20,
+            output_bytes: 16 << 20,
+            max_plugin_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Why a plugin file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is {size} bytes, more than the {limit}-byte limit for a plugin (--max-plugin-size)")]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error(
+        "{path} is not a WebAssembly component: {found}; expected a component targeting world \
+         `{}/plugin@{}` (build with `cargo build --target wasm32-wasip2`)",
+        contract::WIT_PACKAGE,
+        contract::WIT_VERSION
+    )]
+    NotAComponent { path: PathBuf, found: String },
+    #[error("{path} is not a valid component: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "{path} targets `{found}`, but this host serves `{}@{}`; rebuild the plugin against \
+         that WIT version",
+        contract::WIT_PACKAGE,
+        contract::WIT_VERSION
+    )]
+    WrongWitVersion { path: PathBuf, found: String },
+    #[error(
+        "{path} is not a mathison plugin: it {found}; expected the exports `info` and `render` \
+         of world `{}/plugin@{}`",
+        contract::WIT_PACKAGE,
+        contract::WIT_VERSION
+    )]
+    WrongWorld { path: PathBuf, found: String },
+    #[error("{path} imports `{import}`, which the sandbox does not provide ({message})")]
+    UnsupportedImport {
+        path: PathBuf,
+        import: String,
+        message: String,
+    },
+}
+
+/// Why a call into a plugin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{call} did not finish within the time limit of {limit:?} (--timeout)")]
+    Timeout { call: &'static str, limit: Duration },
+    #[error("{call} exceeded the memory limit of {limit} MiB (--max-memory)", limit = limit_bytes >> 20)]
+    MemoryLimit {
+        call: &'static str,
+        limit_bytes: usize,
+    },
+    #[error("{call} returned {size} bytes, more than the {limit}-byte limit (--max-output)")]
+    OutputTooLarge {
+        call: &'static str,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{call} trapped: {message}{}", stderr_suffix(.stderr))]
+    Trap {
+        call: &'static str,
+        message: String,
+        stderr: String,
+    },
+    #[error("render failed: {0}")]
+    Plugin(contract::RenderError),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("\n  plugin stderr: {}", stderr.replace('\n', "\n    "))
+    }
+}
+
+/// The result of a call, with what the plugin logged along the way.
+#[derive(Debug)]
+pub struct Called<T> {
+    pub value: T,
+    pub logs: Vec<LogLine>,
+}
+
+/// A plugin file that was read, checked and compiled, ready to be called.
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    pub cache: CacheOutcome,
+    pre: bindings::PluginPre<SandboxState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sandboxed plugin runtime: one engine and linker for all plugins.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<SandboxState>,
+    limits: Limits,
+    cache: Option<cache::ArtifactCache>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the runtime itself could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the WebAssembly runtime: {0}")]
+pub struct RuntimeError(String);
+
+impl Runtime {
+    /// Creates the runtime. `cache_dir` of `None` disables the compiled-artifact cache.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            // Deep recursion in a plugin must trap cleanly, well before the host's own stack.
+            .max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError(format!("{e:#}")))?;
+        start_epoch_ticker(&engine)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| RuntimeError(format!("{e:#}")))?;
+        bindings::mathison::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError(format!("{e:#}")))?;
+
+        let cache = cache_dir.map(|dir| cache::ArtifactCache::new(dir, &engine));
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            cache,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Reads, checks and compiles (or loads from the cache) the plugin at `path`.
+    pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
+        check_component_header(path, &bytes)?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+
+        let (component, cache_outcome) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &sha256, &bytes),
+            None => (
+                Component::new(&self.engine, &bytes),
+                CacheOutcome::Disabled,
+            ),
+        };
+        let component = component.map_err(|e| LoadError::Invalid {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+
+        check_world(path, &component, &self.engine)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::UnsupportedImport {
+                path: path.to_owned(),
+                import: first_unsatisfied_import(&e.to_string()),
+                message: format!("{e:#}"),
+            }
+        })?;
+        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+            path: path.to_owned(),
+            found: format!("does not match the world ({e:#})"),
+        })?;
+        Ok(LoadedPlugin {
+            path: path.to_owned(),
+            sha256,
+            size: bytes.len() as u64,
+            cache: cache_outcome,
+            pre,
+        })
+    }
+
+    /// Calls the plugin's `info` export.
+    pub fn info(&self, plugin: &LoadedPlugin) -> Result<Called<PluginInfo>, CallError> {
+        const CALL: &str = "info";
+        self.call(plugin, CALL, |plugin, store| plugin.call_info(store))
+            .and_then(|called| {
+                let info = convert::plugin_info(called.value);
+                self.check_size(CALL, convert::plugin_info_size(&info))?;
+                Ok(Called {
+                    value: info,
+                    logs: called.logs,
+                })
+            })
+    }
+
+    /// Calls the plugin's `render` export with a validated configuration (JSON text).
+    pub fn render(
+        &self,
+        plugin: &LoadedPlugin,
+        context: &RenderContext,
+        config: &str,
+    ) -> Result<Called<RenderOutput>, CallError> {
+        const CALL: &str = "render";
+        let context = convert::render_context(context);
+        let called = self.call(plugin, CALL, |plugin, store| {
+            plugin.call_render(store, &context, config)
+        })?;
+        let output = called
+            .value
+            .map(convert::render_output)
+            .map_err(|e| CallError::Plugin(convert::render_error(e)))?;
+        self.check_size(CALL, convert::render_output_size(&output))?;
+        Ok(Called {
+            value: output,
+            logs: called.logs,
+        })
+    }
+
+    fn check_size(&self, call: &'static str, size: usize) -> Result<(), CallError> {
+        if size > self.limits.output_bytes {
+            return Err(CallError::OutputTooLarge {
+                call,
+                size,
+                limit: self.limits.output_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Instantiates the plugin in a fresh sandbox and runs `f` under the limits.
+    fn call<T>(
+        &self,
+        plugin: &LoadedPlugin,
+        call: &'static str,
+        f: impl FnOnce(&bindings::Plugin, &mut Store<SandboxState>) -> wasmtime::Result<T>,
+    ) -> Result<Called<T>, CallError> {
+        let mut store = Store::new(&self.engine, SandboxState::new(&self.limits));
+        store.limiter(|state| &mut state.limits);
+        let ticks = self.limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+
+        let result = plugin
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&instance, &mut store));
+        let state = store.into_data();
+        match result {
+            Ok(value) => Ok(Called {
+                value,
+                logs: state.logs,
+            }),
+            Err(error) => Err(self.classify(call, &error, state.stderr())),
+        }
+    }
+
+    fn classify(&self, call: &'static str, error: &wasmtime::Error, stderr: String) -> CallError {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Timeout {
+                call,
+                limit: self.limits.timeout,
+            },
+            _ if format!("{error:#}").contains("forcing trap when growing memory") => {
+                CallError::MemoryLimit {
+                    call,
+                    limit_bytes: self.limits.memory_bytes,
+                }
+            }
+            _ => CallError::Trap {
+                call,
+                message: trap_message(error),
+                stderr,
+            },
+        }
+    }
+}
+
+/// The first line of a trap and its cause chain, without the wasm backtrace noise.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let messages: Vec<String> = error
+        .chain()
+        .map(|cause| cause.to_string())
+        .filter(|m| !m.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    if messages.is_empty() {
+        error.to_string()
+    } else {
+        messages.join(": ")
+    }
+}
+
+/// Drives epoch interruption for every store of `engine`. The thread holds only a weak
+/// reference and ends when the runtime is dropped.
+fn start_epoch_ticker(engine: &Engine) -> Result<(), RuntimeError> {
+    let engine = engine.weak();
+    thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .map_err(|e| RuntimeError(format!("cannot start the timer thread: {e}")))
+}
+
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > limit {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // `take` guards against a file that grows while we read it.
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Tells a component from a core module or other bytes, from the 8-byte preamble.
+fn check_component_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8; 4] = b"\0asm";
+    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+    const COMPONENT_LAYER: [u8; 2] = [1, 0];
+    let found = if bytes.is_empty() {
+        "the file is empty".to_string()
+    } else if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        "it does not start with the WebAssembly magic bytes".to_string()
+    } else if bytes[4..8] == CORE_MODULE {
+        "it is a core WebAssembly module (wrap it with `wasm-tools component new`, or build \
+         for wasm32-wasip2)"
+            .to_string()
+    } else if bytes[6..8] == COMPONENT_LAYER {
+        return Ok(());
+    } else {
+        format!("unknown WebAssembly version/layer {:02x?}", &bytes[4..8])
+    };
+    Err(LoadError::NotAComponent {
+        path: path.to_owned(),
+        found,
+    })
+}
+
+/// Checks the component's imports and exports against the world, for a clear error before
+/// linking says something obscure.
+fn check_world(path: &Path, component: &Component, engine: &Engine) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let prefix = format!("{}/", contract::WIT_PACKAGE);
+    let served = format!("@{}", contract::WIT_VERSION);
+    for (name, _) in ty.imports(engine) {
+        if let Some(rest) = name.strip_prefix(&prefix)
+            && !rest.ends_with(&served)
+        {
+            return Err(LoadError::WrongWitVersion {
+                path: path.to_owned(),
+                found: name.to_string(),
+            });
+        }
+    }
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    if !["info", "render"]
+        .iter()
+        .all(|wanted| exports.iter().any(|e| e == wanted))
+    {
+        let found = if exports.is_empty() {
+            "exports nothing".to_string()
+        } else {
+            format!("exports {}", exports.join(", "))
+        };
+        return Err(LoadError::WrongWorld {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Pulls the import name out of wasmtime's "component imports instance `x`, but ..." message.
+fn first_unsatisfied_import(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map_or_else(|| "an import".to_string(), str::to_string)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Conversions between the generated bindings and the host's [`contract`] types.
+mod convert {
+    use super::bindings::mathison::plugin::types as wit;
+    use crate::contract;
+
+    pub fn plugin_info(info: wit::PluginInfo) -> contract::PluginInfo {
+        contract::PluginInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            config_schema: info.config_schema,
+            default_config: info.default_config,
+            kinds: info
+                .kinds
+                .into_iter()
+                .map(|k| contract::KindRef {
+                    api_version: k.api_version,
+                    kind: k.kind,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn plugin_info_size(info: &contract::PluginInfo) -> usize {
+        info.name.len()
+            + info.version.len()
+            + info.description.len()
+            + info.config_schema.len()
+            + info.default_config.len()
+            + info
+                .kinds
+                .iter()
+                .map(|k| k.api_version.len() + k.kind.len())
+                .sum::<usize>()
+    }
+
+    pub fn render_context(context: &contract::RenderContext) -> wit::RenderContext {
+        wit::RenderContext {
+            namespace: context.namespace.clone(),
+            instance: context.instance.clone(),
+            host_version: context.host_version.clone(),
+        }
+    }
+
+    pub fn render_output(output: wit::RenderOutput) -> contract::RenderOutput {
+        contract::RenderOutput {
+            objects: output
+                .objects
+                .into_iter()
+                .map(|o| contract::Envelope {
+                    api_version: o.api_version,
+                    kind: o.kind,
+                    name: o.name,
+                    namespace: o.namespace,
+                    body: o.body,
+                })
+                .collect(),
+            connection_values: output
+                .connection_values
+                .into_iter()
+                .map(|c| contract::ConnectionValue {
+                    key: c.key,
+                    value: c.value,
+                    secret_input: c.secret_input,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn render_output_size(output: &contract::RenderOutput) -> usize {
+        let objects: usize = output
+            .objects
+            .iter()
+            .map(|o| {
+                o.api_version.len()
+                    + o.kind.len()
+                    + o.name.len()
+                    + o.namespace.as_ref().map_or(0, String::len)
+                    + o.body.len()
+            })
+            .sum();
+        let values: usize = output
+            .connection_values
+            .iter()
+            .map(|c| c.key.len() + c.value.len() + c.secret_input.as_ref().map_or(0, String::len))
+            .sum();
+        objects + values
+    }
+
+    pub fn render_error(error: wit::RenderError) -> contract::RenderError {
+        match error {
+            wit::RenderError::InvalidConfig(fields) => contract::RenderError::InvalidConfig(
+                fields
+                    .into_iter()
+                    .map(|f| contract::FieldError {
+                        path: f.path,
+                        message: f.message,
+                    })
+                    .collect(),
+            ),
+            wit::RenderError::Internal(message) => contract::RenderError::Internal(message),
+        }
+    }
+
+    pub fn log_level(level: wit::LogLevel) -> contract::LogLevel {
+        match level {
+            wit::LogLevel::Debug => contract::LogLevel::Debug,
+            wit::LogLevel::Info => contract::LogLevel::Info,
+            wit::LogLevel::Warn => contract::LogLevel::Warn,
+            wit::LogLevel::Error => contract::LogLevel::Error,
+        }
+    }
+}

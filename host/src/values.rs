@@ -1,0 +1,640 @@
+//! The user's configuration: values files (`--values`), `--set` overrides, their merge over a
+//! plugin's defaults and the check against the plugin's JSON Schema.
+//!
+//! Values files are parsed with positions so that a schema error can point at the line and
+//! column that caused it, as `kubectl` and Helm users expect.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::Yaml;
+
+/// Bound on nodes built from one values file, so aliases cannot expand without limit.
+const MAX_NODES: usize = 100_000;
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File { path: PathBuf, line: usize, column: usize },
+    Set(String),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line, column } => write!(f, "{}:{line}:{column}", path.display()),
+            Origin::Set(arg) => write!(f, "--set {arg}"),
+            Origin::Default => f.write_str("the plugin's defaults"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValuesError {
+    #[error("cannot read values file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Shape { path: PathBuf, message: String },
+    #[error("--set {arg}: {message}; expected PLUGIN.KEY[.SUB...]=VALUE, e.g. redis.persistence.enabled=false")]
+    Set { arg: String, message: String },
+    #[error("{origin}: section {section:?} names no plugin of this render (plugins: {plugins})")]
+    UnknownSection {
+        origin: Origin,
+        section: String,
+        plugins: String,
+    },
+}
+
+/// One source of values: a file or one `--set`.
+#[derive(Debug, Clone)]
+struct Layer {
+    /// Plugin name → that plugin's values.
+    sections: Map<String, Value>,
+    /// JSON pointer (from the file's root) → origin.
+    origins: HashMap<String, Origin>,
+    /// The origin of the layer as a whole.
+    origin: Origin,
+}
+
+/// All values the user gave, in precedence order (files, then `--set`, each in order given).
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    layers: Vec<Layer>,
+}
+
+/// A configuration problem of one plugin, with the values' origins.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{plugin}: invalid configuration{}", problems.iter().map(|p| format!("\n  {p}")).collect::<String>())]
+pub struct ConfigError {
+    pub plugin: String,
+    pub problems: Vec<ConfigProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path inside the plugin's configuration (`persistence.size`).
+    pub path: String,
+    pub message: String,
+    pub origin: Option<Origin>,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() { "(root)" } else { &self.path };
+        write!(f, "{path}: {}", self.message)?;
+        if let Some(origin) = &self.origin {
+            write!(f, " (from {origin})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Values {
+    /// Adds a values file: a YAML mapping with one section per plugin name.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), ValuesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ValuesError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.add_yaml(path, &text)
+    }
+
+    /// Adds values file contents; `path` is only for messages.
+    pub fn add_yaml(&mut self, path: &Path, text: &str) -> Result<(), ValuesError> {
+        let mut builder = TreeBuilder::new(path);
+        let mut parser = Parser::new_from_str(text);
+        parser
+            .load(&mut builder, false)
+            .map_err(|e| ValuesError::Syntax {
+                path: path.to_owned(),
+                line: e.marker().line(),
+                column: e.marker().col() + 1,
+                message: e.info().to_string(),
+            })?;
+        let shape_error = |message: String| ValuesError::Shape {
+            path: path.to_owned(),
+            message,
+        };
+        if let Some(message) = builder.error {
+            return Err(shape_error(message));
+        }
+        let sections = match builder.root {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => {
+                return Err(shape_error(
+                    "expected a mapping of plugin names to their values".into(),
+                ));
+            }
+        };
+        if let Some((name, _)) = sections.iter().find(|(_, v)| !(v.is_object() || v.is_null())) {
+            return Err(shape_error(format!(
+                "section {name:?} must be a mapping of that plugin's settings"
+            )));
+        }
+        self.layers.push(Layer {
+            sections,
+            origins: builder.origins,
+            origin: Origin::File {
+                path: path.to_owned(),
+                line: 1,
+                column: 1,
+            },
+        });
+        Ok(())
+    }
+
+    /// Adds one `--set plugin.key.sub=value`. The value is typed as a YAML scalar (`true`,
+    /// `3`, `null`, otherwise a string); quote it (`'"3"'`) to force a string.
+    pub fn add_set(&mut self, arg: &str) -> Result<(), ValuesError> {
+        let set_error = |message: &str| ValuesError::Set {
+            arg: arg.to_string(),
+            message: message.to_string(),
+        };
+        let (path, raw) = arg.split_once('=').ok_or_else(|| set_error("no '='"))?;
+        let keys: Vec<&str> = path.split('.').collect();
+        if keys.len() < 2 || keys.iter().any(|k| k.is_empty()) {
+            return Err(set_error("the key needs a plugin name and a setting, with no empty parts"));
+        }
+        let value = if is_quoted(raw) {
+            Value::String(raw[1..raw.len() - 1].to_string())
+        } else {
+            scalar_value(raw, false)
+        };
+        let mut tree = value;
+        for key in keys[1..].iter().rev() {
+            tree = Value::Object(Map::from_iter([((*key).to_string(), tree)]));
+        }
+        let origin = Origin::Set(arg.to_string());
+        let pointer = format!(
+            "/{}",
+            keys.iter().map(|k| escape_pointer(k)).collect::<Vec<_>>().join("/")
+        );
+        self.layers.push(Layer {
+            sections: Map::from_iter([(keys[0].to_string(), tree)]),
+            origins: HashMap::from([(pointer, origin.clone())]),
+            origin,
+        });
+        Ok(())
+    }
+
+    /// Refuses sections that name none of `plugins`, which are almost always typos.
+    pub fn check_sections<'a>(&self, plugins: impl IntoIterator<Item = &'a str> + Clone) -> Result<(), ValuesError> {
+        for layer in &self.layers {
+            for section in layer.sections.keys() {
+                if !plugins.clone().into_iter().any(|p| p == section) {
+                    return Err(ValuesError::UnknownSection {
+                        origin: layer
+                            .origins
+                            .get(&format!("/{}", escape_pointer(section)))
+                            .cloned()
+                            .unwrap_or_else(|| layer.origin.clone()),
+                        section: section.clone(),
+                        plugins: plugins.into_iter().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration of `plugin`: `defaults` with every layer merged over it, checked
+    /// against `schema`.
+    pub fn config_for(&self, plugin: &str, defaults: &str, schema: &str) -> Result<Value, ConfigError> {
+        let plugin_error = |message: String| ConfigError {
+            plugin: plugin.to_string(),
+            problems: vec![ConfigProblem {
+                path: String::new(),
+                message,
+                origin: None,
+            }],
+        };
+        let mut config: Value = serde_json::from_str(defaults)
+            .map_err(|e| plugin_error(format!("the plugin's default configuration is not JSON: {e}")))?;
+        let schema: Value = serde_json::from_str(schema)
+            .map_err(|e| plugin_error(format!("the plugin's config schema is not JSON: {e}")))?;
+        for layer in &self.layers {
+            if let Some(section) = layer.sections.get(plugin) {
+                merge_into(&mut config, section);
+            }
+        }
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| plugin_error(format!("the plugin's config schema is invalid: {e}")))?;
+        let problems: Vec<ConfigProblem> = validator
+            .iter_errors(&config)
+            .map(|error| {
+                let pointer = error.instance_path().as_str().to_string();
+                ConfigProblem {
+                    path: dotted(&pointer),
+                    message: error.to_string(),
+                    origin: Some(self.origin_of(plugin, &pointer)),
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                plugin: plugin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// The origin of the value at `pointer` in `plugin`'s config: the last layer that set it
+    /// or one of its parents.
+    fn origin_of(&self, plugin: &str, pointer: &str) -> Origin {
+        let full = format!("/{}{pointer}", escape_pointer(plugin));
+        for layer in self.layers.iter().rev() {
+            let mut candidate = full.as_str();
+            loop {
+                if let Some(origin) = layer.origins.get(candidate) {
+                    return origin.clone();
+                }
+                match candidate.rfind('/') {
+                    Some(0) | None => break,
+                    Some(cut) => candidate = &candidate[..cut],
+                }
+            }
+        }
+        Origin::Default
+    }
+}
+
+/// Deep-merges `overlay` into `base`: mappings merge, anything else replaces.
+fn merge_into(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(key) {
+                    Some(existing) => merge_into(existing, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay.clone(),
+    }
+}
+
+fn dotted(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn is_quoted(raw: &str) -> bool {
+    raw.len() >= 2
+        && ((raw.starts_with('"') && raw.ends_with('"')) || (raw.starts_with('\'') && raw.ends_with('\'')))
+}
+
+/// Types a scalar as YAML 1.2's core schema does.
+fn scalar_value(text: &str, quoted: bool) -> Value {
+    if quoted {
+        return Value::String(text.to_string());
+    }
+    match Yaml::from_str(text) {
+        Yaml::Null => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(b),
+        Yaml::Integer(i) => Value::Number(i.into()),
+        Yaml::Real(r) => r
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map_or_else(|| Value::String(text.to_string()), Value::Number),
+        _ => Value::String(text.to_string()),
+    }
+}
+
+/// Builds a JSON tree from YAML parser events, recording where every node starts.
+struct TreeBuilder {
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    /// Anchored values with their node counts.
+    anchors: HashMap<usize, (Value, usize)>,
+    origins: HashMap<String, Origin>,
+    path: PathBuf,
+    nodes: usize,
+    error: Option<String>,
+}
+
+enum Frame {
+    Map {
+        map: Map<String, Value>,
+        /// The key whose value comes next, and where the key stands.
+        key: Option<(String, Marker)>,
+        anchor: usize,
+        pointer: String,
+        /// Nodes inside so far, aliases counted in full.
+        nodes: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+        pointer: String,
+        nodes: usize,
+    },
+}
+
+impl TreeBuilder {
+    fn new(path: &Path) -> Self {
+        Self {
+            stack: Vec::new(),
+            root: None,
+            anchors: HashMap::new(),
+            origins: HashMap::new(),
+            path: path.to_owned(),
+            nodes: 0,
+            error: None,
+        }
+    }
+
+    /// The JSON pointer of the node that starts now.
+    fn next_pointer(&self) -> String {
+        match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Map { key, pointer, .. }) => {
+                let key = key.as_ref().map_or("", |(key, _)| key.as_str());
+                format!("{pointer}/{}", escape_pointer(key))
+            }
+            Some(Frame::Seq { items, pointer, .. }) => format!("{pointer}/{}", items.len()),
+        }
+    }
+
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+
+    /// Records where the node starting at `mark` is; a mapping value is located by its key,
+    /// which is where people look.
+    fn record(&mut self, mark: Marker) -> String {
+        let pointer = self.next_pointer();
+        let mark = match self.stack.last() {
+            Some(Frame::Map { key: Some((_, key_mark)), .. }) => *key_mark,
+            _ => mark,
+        };
+        self.origins.insert(
+            pointer.clone(),
+            Origin::File {
+                path: self.path.clone(),
+                line: mark.line(),
+                column: mark.col() + 1,
+            },
+        );
+        pointer
+    }
+
+    /// Places a finished node of `nodes` nodes into its parent.
+    fn finish(&mut self, value: Value, anchor: usize, nodes: usize) {
+        self.nodes = self.nodes.saturating_add(nodes);
+        if self.nodes > MAX_NODES {
+            self.error
+                .get_or_insert_with(|| format!("more than {MAX_NODES} values; is an alias expanding without bound?"));
+            return;
+        }
+        if anchor != 0 {
+            self.anchors.insert(anchor, (value.clone(), nodes));
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Map { map, key, nodes: inside, .. }) => {
+                *inside += nodes;
+                if let Some((key, _)) = key.take() {
+                    map.insert(key, value);
+                }
+            }
+            Some(Frame::Seq { items, nodes: inside, .. }) => {
+                *inside += nodes;
+                items.push(value);
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for TreeBuilder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let non_scalar_key = || format!("line {}: mapping keys must be plain strings", mark.line());
+        match event {
+            Event::Scalar(text, style, anchor, _tag) => {
+                if self.expecting_key() {
+                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        *key = Some((text, mark));
+                    }
+                    return;
+                }
+                self.record(mark);
+                let quoted = !matches!(style, TScalarStyle::Plain);
+                self.finish(scalar_value(&text, quoted), anchor, 1);
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) if self.expecting_key() => {
+                self.error = Some(non_scalar_key());
+            }
+            Event::MappingStart(anchor, _) => {
+                let pointer = self.record(mark);
+                self.stack.push(Frame::Map {
+                    map: Map::new(),
+                    key: None,
+                    anchor,
+                    pointer,
+                    nodes: 0,
+                });
+            }
+            Event::SequenceStart(anchor, _) => {
+                let pointer = self.record(mark);
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    anchor,
+                    pointer,
+                    nodes: 0,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => match self.stack.pop() {
+                Some(Frame::Map { map, anchor, nodes, .. }) => {
+                    self.finish(Value::Object(map), anchor, nodes + 1);
+                }
+                Some(Frame::Seq { items, anchor, nodes, .. }) => {
+                    self.finish(Value::Array(items), anchor, nodes + 1);
+                }
+                None => {}
+            },
+            Event::Alias(anchor) => {
+                if self.expecting_key() {
+                    self.error = Some(non_scalar_key());
+                    return;
+                }
+                self.record(mark);
+                let (value, nodes) = self.anchors.get(&anchor).cloned().unwrap_or((Value::Null, 1));
+                self.finish(value, 0, nodes);
+            }
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// `--secret-input NAME=file:PATH` or `NAME=env:VAR`: secrets the host (never a plugin) reads.
+pub fn read_secret_inputs(args: &[String]) -> Result<BTreeMap<String, String>, SecretInputError> {
+    let mut inputs = BTreeMap::new();
+    for arg in args {
+        let fail = |message: String| SecretInputError {
+            arg: arg.clone(),
+            message,
+        };
+        let (name, source) = arg.split_once('=').ok_or_else(|| fail("no '='".into()))?;
+        let secret = if let Some(path) = source.strip_prefix("file:") {
+            std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("cannot read {path}: {e}")))?
+                // Files written by `echo` or editors end with a newline that is not part of it.
+                .trim_end_matches(['\n', '\r'])
+                .to_string()
+        } else if let Some(var) = source.strip_prefix("env:") {
+            std::env::var(var).map_err(|_| fail(format!("environment variable {var} is not set")))?
+        } else {
+            return Err(fail("the source must start with file: or env:".into()));
+        };
+        if secret.is_empty() {
+            return Err(fail("the secret is empty".into()));
+        }
+        inputs.insert(name.to_string(), secret);
+    }
+    Ok(inputs)
+}
+
+/// A `--secret-input` that could not be read. Never shows the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--secret-input {arg}: {message}; expected NAME=file:PATH or NAME=env:VAR")]
+pub struct SecretInputError {
+    pub arg: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SCHEMA: &str = r#"{
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "replicas": {"type": "integer", "minimum": 1},
+            "persistence": {"type": "object", "additionalProperties": false, "properties": {
+                "enabled": {"type": "boolean"},
+                "size": {"type": "string", "pattern": "^[0-9]+(Mi|Gi)$"}
+            }}
+        }
+    }"#;
+    const DEFAULTS: &str = r#"{"replicas": 1, "persistence": {"enabled": true, "size": "1Gi"}}"#;
+
+    #[test]
+    fn files_then_sets_merge_over_defaults() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_yaml(Path::new("v.yaml"), "redis:\n  persistence:\n    size: 2Gi\n")?;
+        values.add_set("redis.persistence.enabled=false")?;
+        values.add_set("redis.replicas=3")?;
+        let config = values.config_for("redis", DEFAULTS, SCHEMA)?;
+        assert_eq!(config, json!({"replicas": 3, "persistence": {"enabled": false, "size": "2Gi"}}));
+        Ok(())
+    }
+
+    #[test]
+    fn later_wins_and_quoted_sets_stay_strings() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_set("redis.persistence.size=5Gi")?;
+        values.add_set("redis.persistence.size=6Gi")?;
+        assert_eq!(values.config_for("redis", DEFAULTS, SCHEMA)?["persistence"]["size"], "6Gi");
+        values.add_set("redis.replicas='3'")?;
+        let error = values.config_for("redis", DEFAULTS, SCHEMA).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("replicas: \"3\" is not of type \"integer\" (from --set redis.replicas='3')"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn schema_errors_point_at_the_values_file_line_and_column() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_yaml(Path::new("values.yaml"), "# comment\nredis:\n  persistence:\n    size: 10 GB\n")?;
+        let error = values.config_for("redis", DEFAULTS, SCHEMA).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.starts_with("redis: invalid configuration\n  persistence.size: \"10 GB\" does not match"), "{error}");
+        assert!(error.ends_with("(from values.yaml:4:5)"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_the_schema() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_yaml(Path::new("values.yaml"), "redis:\n  persistance: {}\n")?;
+        let error = values.config_for("redis", DEFAULTS, SCHEMA).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("persistance") && error.contains("values.yaml:2:3"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let mut values = Values::default();
+        let error = values
+            .add_yaml(Path::new("bad.yaml"), "redis:\n  a: [1, 2\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with("bad.yaml:3:"), "{error}");
+    }
+
+    #[test]
+    fn sections_must_name_a_plugin() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_yaml(Path::new("v.yaml"), "postgress:\n  a: 1\n")?;
+        let error = values.check_sections(["postgres", "redis"]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(error, "v.yaml:1:1: section \"postgress\" names no plugin of this render (plugins: postgres, redis)");
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_sets_are_usage_errors() {
+        let mut values = Values::default();
+        for bad in ["redis", "redis=1", "redis..a=1", ".a=1"] {
+            assert!(values.add_set(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn aliases_resolve_and_cannot_explode() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_yaml(Path::new("v.yaml"), "base: &b {size: 1Gi}\nredis:\n  persistence: *b\n")?;
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..8 {
+            bomb.push_str(&format!("b{i}: &b{i} [{prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}]\n",
+                prev = if i == 0 { "*a".to_string() } else { format!("*b{}", i - 1) }));
+        }
+        assert!(Values::default().add_yaml(Path::new("bomb.yaml"), &bomb).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use mathison_plugin_sdk::Output;
+use mathison_plugin_sdk::testing::{self, context};
+use serde_json::json;
+
+use super::Redis;
+
+fn render(config: serde_json::Value) -> Output {
+    testing::render::<Redis>(&context("mathison-system"), config)
+        .unwrap_or_else(|e| panic!("render failed: {e:?}"))
+}
+
+fn redis_conf(out: &Output) -> String {
+    let cm: ConfigMap = testing::object(out, "redis-config");
+    cm.data.expect("data")["redis.conf"].clone()
+}
+
+#[test]
+fn default_objects() {
+    let out = render(json!({}));
+    let expected: Vec<(String, String)> = [
+        ("ConfigMap", "redis-config"),
+        ("NetworkPolicy", "redis"),
+        ("Service", "redis"),
+        ("Service", "redis-headless"),
+        ("StatefulSet", "redis"),
+    ]
+    .iter()
+    .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+    .collect();
+    assert_eq!(testing::object_list(&out), expected);
+    assert!(
+        out.objects()
+            .iter()
+            .all(|o| o.namespace.as_deref() == Some("mathison-system"))
+    );
+}
+
+#[test]
+fn default_statefulset_is_persistent_and_hardened() {
+    let out = render(json!({}));
+    let sts: StatefulSet = testing::object(&out, "redis");
+    let spec = sts.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.service_name.as_deref(), Some("redis-headless"));
+    assert_eq!(spec.volume_claim_templates.map(|c| c.len()), Some(1));
+    let pod = spec.template.spec.expect("pod");
+    let psc = pod.security_context.expect("pod security context");
+    assert_eq!(
+        (psc.run_as_user, psc.run_as_group, psc.fs_group),
+        (Some(999), Some(1000), Some(1000))
+    );
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("redis:7-alpine"));
+    assert_eq!(
+        c.command,
+        Some(vec![
+            "redis-server".to_owned(),
+            "/etc/redis/redis.conf".to_owned()
+        ])
+    );
+    let probe = c
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.exec.as_ref())
+        .and_then(|e| e.command.clone());
+    assert_eq!(
+        probe.expect("exec"),
+        [
+            "sh",
+            "-c",
+            "[ \"$(redis-cli -h 127.0.0.1 -p 6379 ping)\" = PONG ]"
+        ]
+    );
+    let conf = redis_conf(&out);
+    for line in [
+        "maxmemory 128mb",
+        "maxmemory-policy allkeys-lru",
+        "appendonly yes",
+        "appendfsync everysec",
+        "dir /data",
+    ] {
+        assert!(
+            conf.lines().any(|l| l == line),
+            "{line} missing from\n{conf}"
+        );
+    }
+}
+
+#[test]
+fn without_persistence() {
+    let out = render(json!({"persistence": {"enabled": false}}));
+    let sts: StatefulSet = testing::object(&out, "redis");
+    let spec = sts.spec.expect("spec");
+    assert!(spec.volume_claim_templates.is_none());
+    let volumes = spec.template.spec.expect("pod").volumes.expect("volumes");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.name == "data" && v.empty_dir.is_some())
+    );
+    let conf = redis_conf(&out);
+    for line in ["maxmemory 192mb", "appendonly no", "save \"\""] {
+        assert!(
+            conf.lines().any(|l| l == line),
+            "{line} missing from\n{conf}"
+        );
+    }
+}
+
+#[test]
+fn with_a_password() {
+    let out = render(json!({"auth": {"existingSecret": "mathison-secrets"}}));
+    let sts: StatefulSet = testing::object(&out, "redis");
+    let pod = sts.spec.expect("spec").template.spec.expect("pod");
+    let c = &pod.containers[0];
+    let command = c.command.clone().expect("command").join(" ");
+    assert!(
+        command.contains("--requirepass \"$(cat /etc/redis-secret/password)\""),
+        "{command}"
+    );
+    assert!(c.env.is_none(), "no secret in the environment");
+    let probe = c
+        .liveness_probe
+        .as_ref()
+        .and_then(|p| p.exec.as_ref())
+        .and_then(|e| e.command.clone());
+    let probe = probe.expect("exec").join(" ");
+    assert!(
+        probe.contains("REDISCLI_AUTH=") && !probe.contains(" -a "),
+        "{probe}"
+    );
+    let url = &out.connection_values()[0];
+    assert_eq!(
+        url.value,
+        "redis://:{secret}@redis.mathison-system.svc.cluster.local:6379"
+    );
+    assert_eq!(url.secret_input.as_deref(), Some("redis-password"));
+}
+
+#[test]
+fn services_network_policy_and_namespace() {
+    let out = testing::render::<Redis>(&context("elsewhere"), json!({}))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let headless: Service = testing::object(&out, "redis-headless");
+    assert_eq!(
+        headless.spec.expect("spec").cluster_ip.as_deref(),
+        Some("None")
+    );
+    let policy: NetworkPolicy = testing::object(&out, "redis");
+    let spec = policy.spec.expect("spec");
+    assert!(spec.egress.is_none());
+    let url = &out.connection_values()[0];
+    assert_eq!(
+        (url.key.as_str(), url.value.as_str()),
+        (
+            "REDIS_URL",
+            "redis://redis.elsewhere.svc.cluster.local:6379"
+        )
+    );
+    assert!(url.secret_input.is_none());
+}
+
+#[test]
+fn bad_values_are_refused_with_their_paths() {
+    let paths = |config| testing::invalid_paths(testing::render::<Redis>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({"persistence": {"size": "1 GB"}})),
+        ["persistence.size"]
+    );
+    assert_eq!(
+        paths(json!({"persistence": {"size": "0"}})),
+        ["persistence.size"]
+    );
+    assert_eq!(
+        paths(json!({"resources": {"limits": {"memory": "32Mi"}}})),
+        ["resources.limits.memory"]
+    );
+    assert_eq!(
+        paths(json!({"resources": {"limits": {"memory": "16Mi"}, "requests": {"memory": "16Mi"}}})),
+        ["resources.limits.memory"]
+    );
+    assert_eq!(
+        paths(json!({"auth": {"existingSecret": "Not A Name"}})),
+        ["auth.existingSecret"]
+    );
+    assert_eq!(paths(json!({"auth": {"password": "x"}})), ["auth.password"]);
+}
+
+#[test]
+fn schema_is_complete() {
+    testing::assert_schema_complete::<Redis>();
+}
