@@ -81,7 +81,9 @@ impl RuntimeArgs {
             let base = std::env::var_os("XDG_CACHE_HOME")
                 .filter(|dir| !dir.is_empty())
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"))
+                })?;
             Some(base.join("mathison-host"))
         })
     }
@@ -91,7 +93,7 @@ impl RuntimeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     /// A plugin: a path to a .wasm file, or a bare name (`postgres`) looked up in --plugin-path,
-    /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/release. Repeatable.
+    /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/plugin. Repeatable.
     #[arg(short, long = "plugin", value_name = "PLUGIN", required = true)]
     pub plugins: Vec<String>,
 

@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod,
-    ResourceQuota, Secret, Service, ServiceAccount,
+    ConfigMap, LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
+    Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -148,10 +148,22 @@ fn check_envelope(envelope: &Envelope, body: &Value) -> Result<(), Problem> {
     let meta_field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_str);
 
     let pairs = [
-        ("apiVersion", field("apiVersion"), Some(envelope.api_version.as_str())),
+        (
+            "apiVersion",
+            field("apiVersion"),
+            Some(envelope.api_version.as_str()),
+        ),
         ("kind", field("kind"), Some(envelope.kind.as_str())),
-        ("metadata.name", meta_field("name"), Some(envelope.name.as_str())),
-        ("metadata.namespace", meta_field("namespace"), envelope.namespace.as_deref()),
+        (
+            "metadata.name",
+            meta_field("name"),
+            Some(envelope.name.as_str()),
+        ),
+        (
+            "metadata.namespace",
+            meta_field("namespace"),
+            envelope.namespace.as_deref(),
+        ),
     ];
     for (path, in_body, in_envelope) in pairs {
         if in_body != in_envelope {
@@ -177,7 +189,10 @@ fn check_envelope(envelope: &Envelope, body: &Value) -> Result<(), Problem> {
     if !is_kind(&envelope.kind) {
         return Err(Problem::new(
             "kind",
-            format!("{:?} is not a kind; expected e.g. `ConfigMap`", envelope.kind),
+            format!(
+                "{:?} is not a kind; expected e.g. `ConfigMap`",
+                envelope.kind
+            ),
         ));
     }
     Ok(())
@@ -277,7 +292,10 @@ pub fn known_scope(api_version: &str, kind: &str) -> Option<bool> {
 fn canonicalize<K: DeserializeOwned + Serialize>(body: &Value) -> Result<Value, Problem> {
     let typed: K = serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
-        Problem::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+        Problem::new(
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
     })?;
     let canonical = serde_json::to_value(&typed)
         .map_err(|e| Problem::new("", format!("cannot serialise the object: {e}")))?;
@@ -372,10 +390,18 @@ fn check_names(kind: &str, body: &Value) -> Result<(), Problem> {
     if let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) {
         // Services and Namespaces become DNS labels; everything else a DNS subdomain.
         let (ok, expected) = match kind {
-            "Service" => (is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
-                "a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter"),
-            "Namespace" => (is_dns_label(name), "a DNS-1123 label: at most 63 lower-case letters, digits and '-'"),
-            _ => (is_dns_subdomain(name), "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253"),
+            "Service" => (
+                is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+                "a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter",
+            ),
+            "Namespace" => (
+                is_dns_label(name),
+                "a DNS-1123 label: at most 63 lower-case letters, digits and '-'",
+            ),
+            _ => (
+                is_dns_subdomain(name),
+                "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253",
+            ),
         };
         if !ok {
             return Err(Problem::new(
@@ -402,7 +428,9 @@ fn check_container_names<'a>(value: &'a Value, path: &mut Vec<Segment<'a>>) -> R
                             path.push(Segment::Key("name"));
                             return Err(Problem::new(
                                 path_string(path),
-                                format!("{name:?} is not a valid container name; expected a DNS-1123 label"),
+                                format!(
+                                    "{name:?} is not a valid container name; expected a DNS-1123 label"
+                                ),
                             ));
                         }
                     }
@@ -497,7 +525,10 @@ mod tests {
         Envelope {
             api_version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
             kind: body["kind"].as_str().unwrap_or_default().to_string(),
-            name: body["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            name: body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
             body: body.to_string(),
         }
@@ -535,7 +566,9 @@ mod tests {
         assert!(decoded.typed && decoded.namespaced);
         assert_eq!(decoded.id.group, "apps");
         assert_eq!(
-            decoded.body.pointer("/spec/template/spec/containers/0/resources/limits/memory"),
+            decoded
+                .body
+                .pointer("/spec/template/spec/containers/0/resources/limits/memory"),
             Some(&json!("256Mi"))
         );
     }
@@ -553,7 +586,10 @@ mod tests {
     fn unknown_field_is_refused_with_its_path() {
         let mut body = statefulset("256Mi");
         body["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = json!("Always");
-        assert!(error(body).contains("spec.template.spec.containers[0].imagePullPolicyy: unknown field"));
+        assert!(
+            error(body)
+                .contains("spec.template.spec.containers[0].imagePullPolicyy: unknown field")
+        );
     }
 
     #[test]
@@ -561,7 +597,10 @@ mod tests {
         let mut body = statefulset("256Mi");
         body["spec"]["replicas"] = json!("one");
         let message = error(body);
-        assert!(message.starts_with("redis.wasm: StatefulSet/redis: spec.replicas: invalid type"), "{message}");
+        assert!(
+            message.starts_with("redis.wasm: StatefulSet/redis: spec.replicas: invalid type"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -578,8 +617,14 @@ mod tests {
     fn envelope_must_match_body() {
         let mut env = envelope(statefulset("256Mi"));
         env.name = "other".into();
-        let message = decode("p", &env).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.contains("metadata.name: is \"redis\" in the body but \"other\" in the envelope"));
+        let message = decode("p", &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message
+                .contains("metadata.name: is \"redis\" in the body but \"other\" in the envelope")
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub enum MergeError {
          (disable it in one of them)"
     )]
     Conflict {
-        id: ObjectId,
+        id: Box<ObjectId>,
         first: String,
         second: String,
     },
@@ -116,7 +116,7 @@ pub fn merge(plugins: Vec<PluginObjects>, settings: &MergeSettings) -> Result<Me
 fn claim(owners: &mut HashMap<ObjectId, String>, placed: &Placed) -> Result<(), MergeError> {
     if let Some(first) = owners.insert(placed.id.clone(), placed.origin.clone()) {
         return Err(MergeError::Conflict {
-            id: placed.id.clone(),
+            id: Box::new(placed.id.clone()),
             first,
             second: placed.origin.clone(),
         });
@@ -137,7 +137,10 @@ fn place(
     }
     if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
         if object.namespaced {
-            metadata.insert("namespace".into(), Value::String(settings.namespace.clone()));
+            metadata.insert(
+                "namespace".into(),
+                Value::String(settings.namespace.clone()),
+            );
         }
         add_missing_labels(metadata, labels);
     }
@@ -152,10 +155,22 @@ fn place(
 pub fn recommended_labels(name: &str, version: &str, instance: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), name.to_string()),
-        ("app.kubernetes.io/instance".to_string(), instance.to_string()),
-        ("app.kubernetes.io/component".to_string(), "backing-service".to_string()),
-        ("app.kubernetes.io/part-of".to_string(), "mathison".to_string()),
-        ("app.kubernetes.io/managed-by".to_string(), HOST_ORIGIN.to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            instance.to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "backing-service".to_string(),
+        ),
+        (
+            "app.kubernetes.io/part-of".to_string(),
+            "mathison".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            HOST_ORIGIN.to_string(),
+        ),
     ]);
     // A version that is not a valid label value (e.g. `1.0.0+build`) is left out, not mangled.
     if is_label_value(version) {
@@ -184,8 +199,14 @@ fn is_label_value(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && value.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
-        && value.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .next()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
+        && value
+            .bytes()
+            .last()
+            .is_none_or(|b| b.is_ascii_alphanumeric())
 }
 
 /// Connection values gathered from all plugins, by key.
@@ -338,21 +359,37 @@ mod tests {
     }
 
     fn plugin(name: &str, objects: Vec<Decoded>, values: Vec<ConnectionValue>) -> PluginObjects {
-        PluginObjects { name: name.into(), version: "1.2.3".into(), objects, connection_values: values }
+        PluginObjects {
+            name: name.into(),
+            version: "1.2.3".into(),
+            objects,
+            connection_values: values,
+        }
     }
 
     fn settings() -> MergeSettings {
-        MergeSettings { namespace: "ns".into(), instance: "mathison".into(), ..MergeSettings::default() }
+        MergeSettings {
+            namespace: "ns".into(),
+            instance: "mathison".into(),
+            ..MergeSettings::default()
+        }
     }
 
     fn value(key: &str, value: &str, input: Option<&str>) -> ConnectionValue {
-        ConnectionValue { key: key.into(), value: value.into(), secret_input: input.map(Into::into) }
+        ConnectionValue {
+            key: key.into(),
+            value: value.into(),
+            secret_input: input.map(Into::into),
+        }
     }
 
     #[test]
     fn sets_namespace_and_fills_missing_labels_only() {
-        let merged = merge(vec![plugin("redis", vec![object("Service", "redis")], vec![])], &settings())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let merged = merge(
+            vec![plugin("redis", vec![object("Service", "redis")], vec![])],
+            &settings(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let body = &merged.objects[0].body;
         assert_eq!(body["metadata"]["namespace"], "ns");
         assert_eq!(merged.objects[0].id.namespace.as_deref(), Some("ns"));
@@ -375,19 +412,33 @@ mod tests {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-        assert!(error.starts_with("Service/db is rendered by both postgres and pgbouncer"), "{error}");
+        assert!(
+            error.starts_with("Service/db is rendered by both postgres and pgbouncer"),
+            "{error}"
+        );
     }
 
     #[test]
     fn duplicates_inside_one_plugin_are_refused() {
-        let result = merge(vec![plugin("p", vec![object("Service", "a"), object("Service", "a")], vec![])], &settings());
+        let result = merge(
+            vec![plugin(
+                "p",
+                vec![object("Service", "a"), object("Service", "a")],
+                vec![],
+            )],
+            &settings(),
+        );
         assert!(matches!(result, Err(MergeError::Conflict { .. })));
     }
 
     #[test]
     fn plugins_cannot_claim_the_host_connections_object() {
         let result = merge(
-            vec![plugin("p", vec![object("ConfigMap", CONNECTIONS_NAME)], vec![value("A", "b", None)])],
+            vec![plugin(
+                "p",
+                vec![object("ConfigMap", CONNECTIONS_NAME)],
+                vec![value("A", "b", None)],
+            )],
             &settings(),
         );
         assert!(matches!(result, Err(MergeError::Conflict { .. })));
@@ -399,16 +450,24 @@ mod tests {
             value("REDIS_URL", "redis://redis:6379", None),
             value("DATABASE_URL", "postgresql://u:{secret}@db/x", Some("pw")),
         ];
-        let without = merge(vec![plugin("p", vec![], values.clone())], &settings()).unwrap_or_default();
+        let without =
+            merge(vec![plugin("p", vec![], values.clone())], &settings()).unwrap_or_default();
         assert_eq!(without.objects.len(), 1);
-        assert_eq!(without.objects[0].body["data"]["REDIS_URL"], "redis://redis:6379");
+        assert_eq!(
+            without.objects[0].body["data"]["REDIS_URL"],
+            "redis://redis:6379"
+        );
         assert!(without.notes[0].contains("--secret-input pw=file:PATH"));
         assert!(!without.objects[0].body.to_string().contains("DATABASE_URL"));
 
         let mut with = settings();
         with.secret_inputs.insert("pw".into(), "p@ss:w/rd".into());
         let merged = merge(vec![plugin("p", vec![], values)], &with).unwrap_or_default();
-        let secret = merged.objects.iter().find(|o| o.id.kind == "Secret").map(|o| &o.body);
+        let secret = merged
+            .objects
+            .iter()
+            .find(|o| o.id.kind == "Secret")
+            .map(|o| &o.body);
         // base64 of postgresql://u:p%40ss%3Aw%2Frd@db/x
         assert_eq!(
             secret.map(|s| s["data"]["DATABASE_URL"].clone()),
@@ -418,10 +477,16 @@ mod tests {
 
     #[test]
     fn connection_keys_are_checked_and_unique() {
-        let bad = merge(vec![plugin("p", vec![], vec![value("redis-url", "x", None)])], &settings());
+        let bad = merge(
+            vec![plugin("p", vec![], vec![value("redis-url", "x", None)])],
+            &settings(),
+        );
         assert!(matches!(bad, Err(MergeError::InvalidConnectionKey { .. })));
         let twice = merge(
-            vec![plugin("a", vec![], vec![value("X", "1", None)]), plugin("b", vec![], vec![value("X", "2", None)])],
+            vec![
+                plugin("a", vec![], vec![value("X", "1", None)]),
+                plugin("b", vec![], vec![value("X", "2", None)]),
+            ],
             &settings(),
         );
         assert!(matches!(twice, Err(MergeError::ConnectionConflict { .. })));

@@ -55,13 +55,20 @@ fn rank(kind: &str) -> usize {
 /// Sorts objects into install order. Total, so the result never depends on input order.
 pub fn sort(objects: &mut [Placed]) {
     objects.sort_by(|a, b| {
-        (rank(&a.id.kind), &a.id.kind, &a.id.namespace, &a.id.name, &a.id.group).cmp(&(
-            rank(&b.id.kind),
-            &b.id.kind,
-            &b.id.namespace,
-            &b.id.name,
-            &b.id.group,
-        ))
+        (
+            rank(&a.id.kind),
+            &a.id.kind,
+            &a.id.namespace,
+            &a.id.name,
+            &a.id.group,
+        )
+            .cmp(&(
+                rank(&b.id.kind),
+                &b.id.kind,
+                &b.id.namespace,
+                &b.id.name,
+                &b.id.group,
+            ))
     });
 }
 
@@ -74,7 +81,12 @@ mod tests {
     fn placed(kind: &str, name: &str) -> Placed {
         Placed {
             origin: "p".into(),
-            id: ObjectId { group: String::new(), kind: kind.into(), namespace: None, name: name.into() },
+            id: ObjectId {
+                group: String::new(),
+                kind: kind.into(),
+                namespace: None,
+                name: name.into(),
+            },
             body: Value::Null,
         }
     }
@@ -113,7 +125,11 @@ mod tests {
 
     #[test]
     fn order_does_not_depend_on_input_order() {
-        let forward = vec![placed("Service", "a"), placed("Service", "b"), placed("Job", "c")];
+        let forward = vec![
+            placed("Service", "a"),
+            placed("Service", "b"),
+            placed("Job", "c"),
+        ];
         let mut backward = forward.clone();
         backward.reverse();
         assert_eq!(order(forward), order(backward));

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::merge::Placed;
 
@@ -45,6 +45,26 @@ pub enum OutputError {
     },
 }
 
+/// The object with `apiVersion`, `kind` and `metadata` first, as kubectl shows objects;
+/// k8s-openapi serialises fields alphabetically (`data` before `metadata`).
+fn presented(body: &Value) -> Value {
+    let Some(fields) = body.as_object() else {
+        return body.clone();
+    };
+    let head = ["apiVersion", "kind", "metadata"];
+    let mut ordered: Map<String, Value> = head
+        .iter()
+        .filter_map(|key| fields.get(*key).map(|v| ((*key).to_string(), v.clone())))
+        .collect();
+    ordered.extend(
+        fields
+            .iter()
+            .filter(|(key, _)| !head.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+    Value::Object(ordered)
+}
+
 /// Serialises `objects` (already ordered) as one document.
 pub fn to_string(objects: &[&Placed], format: Format) -> Result<String, OutputError> {
     match format {
@@ -52,17 +72,17 @@ pub fn to_string(objects: &[&Placed], format: Format) -> Result<String, OutputEr
             let mut out = String::new();
             for object in objects {
                 out.push_str("---\n");
-                out.push_str(&serde_yaml::to_string(&object.body).map_err(|source| {
-                    OutputError::Yaml {
+                out.push_str(&serde_yaml::to_string(&presented(&object.body)).map_err(
+                    |source| OutputError::Yaml {
                         object: object.id.to_string(),
                         source,
-                    }
-                })?);
+                    },
+                )?);
             }
             Ok(out)
         }
         Format::Json => {
-            let items: Vec<&Value> = objects.iter().map(|o| &o.body).collect();
+            let items: Vec<Value> = objects.iter().map(|o| presented(&o.body)).collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
             // Serialising a Value cannot fail.
             let mut text = serde_json::to_string_pretty(&list).unwrap_or_default();
@@ -92,7 +112,10 @@ pub fn files(objects: &[Placed], format: Format) -> Result<BTreeMap<String, Stri
 /// Writes `files` into `dir`, all or nothing as far as the file system allows: every file is
 /// first written and synced under a temporary name, and only then are they renamed into place.
 /// Other files in `dir` are left alone.
-pub fn write_dir(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf>, OutputError> {
+pub fn write_dir(
+    dir: &Path,
+    files: &BTreeMap<String, String>,
+) -> Result<Vec<PathBuf>, OutputError> {
     let write_error = |path: &Path| {
         let path = path.to_owned();
         move |source| OutputError::Write { path, source }
@@ -113,8 +136,10 @@ pub fn write_dir(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<Pat
     // Dropping `staged` on an error above removes every temporary file.
     let mut written = Vec::with_capacity(staged.len());
     for (temp, target) in staged {
-        temp.persist(&target)
-            .map_err(|e| OutputError::Write { path: target.clone(), source: e.error })?;
+        temp.persist(&target).map_err(|e| OutputError::Write {
+            path: target.clone(),
+            source: e.error,
+        })?;
         written.push(target);
     }
     Ok(written)
@@ -128,7 +153,12 @@ mod tests {
     fn placed(origin: &str, name: &str) -> Placed {
         Placed {
             origin: origin.into(),
-            id: ObjectId { group: String::new(), kind: "ConfigMap".into(), namespace: None, name: name.into() },
+            id: ObjectId {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: None,
+                name: name.into(),
+            },
             body: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"init.sql": "CREATE EXTENSION IF NOT EXISTS vector;\nSELECT 1;\n"}}),
         }
     }
@@ -157,9 +187,16 @@ mod tests {
 
     #[test]
     fn files_group_by_origin() {
-        let objects = [placed("redis", "a"), placed("postgres", "b"), placed("redis", "c")];
+        let objects = [
+            placed("redis", "a"),
+            placed("postgres", "b"),
+            placed("redis", "c"),
+        ];
         let files = files(&objects, Format::Yaml).unwrap_or_default();
-        assert_eq!(files.keys().collect::<Vec<_>>(), ["postgres.yaml", "redis.yaml"]);
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            ["postgres.yaml", "redis.yaml"]
+        );
         assert_eq!(files["redis.yaml"].matches("---").count(), 2);
     }
 
@@ -171,8 +208,15 @@ mod tests {
         let files = BTreeMap::from([("redis.yaml".to_string(), "new\n".to_string())]);
         write_dir(dir.path(), &files)?;
         assert_eq!(fs::read_to_string(dir.path().join("redis.yaml"))?, "new\n");
-        assert_eq!(fs::read_to_string(dir.path().join("kustomization.yaml"))?, "resources: []\n");
-        assert_eq!(fs::read_dir(dir.path())?.count(), 2, "no temporary files left behind");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("kustomization.yaml"))?,
+            "resources: []\n"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path())?.count(),
+            2,
+            "no temporary files left behind"
+        );
         Ok(())
     }
 }

@@ -74,13 +74,18 @@ struct Described {
 }
 
 /// Loads a plugin and calls `info`, checking what it says.
-pub fn describe(runtime: &Runtime, path: &Path) -> Result<(LoadedPlugin, PluginInfo, Vec<LogLine>), PipelineError> {
+pub fn describe(
+    runtime: &Runtime,
+    path: &Path,
+) -> Result<(LoadedPlugin, PluginInfo, Vec<LogLine>), PipelineError> {
     let label = plan::label(path);
     let loaded = runtime.load(path)?;
-    let called = runtime.info(&loaded).map_err(|source| PipelineError::Call {
-        plugin: label.clone(),
-        source,
-    })?;
+    let called = runtime
+        .info(&loaded)
+        .map_err(|source| PipelineError::Call {
+            plugin: label.clone(),
+            source,
+        })?;
     check_info(&label, &called.value)?;
     Ok((loaded, called.value, called.logs))
 }
@@ -97,10 +102,15 @@ fn check_info(label: &str, info: &PluginInfo) -> Result<(), PipelineError> {
         )));
     }
     if info.name == merge::HOST_ORIGIN {
-        return Err(invalid(format!("name {:?} is reserved for the host", info.name)));
+        return Err(invalid(format!(
+            "name {:?} is reserved for the host",
+            info.name
+        )));
     }
     if info.kinds.is_empty() {
-        return Err(invalid("it declares no kinds, so it could emit nothing".into()));
+        return Err(invalid(
+            "it declares no kinds, so it could emit nothing".into(),
+        ));
     }
     Ok(())
 }
@@ -118,7 +128,10 @@ pub fn render(runtime: &Runtime, plan: &Plan) -> Result<Rendered, PipelineError>
     })?;
 
     for (index, plugin) in described.iter().enumerate() {
-        if let Some(first) = described[..index].iter().find(|p| p.info.name == plugin.info.name) {
+        if let Some(first) = described[..index]
+            .iter()
+            .find(|p| p.info.name == plugin.info.name)
+        {
             return Err(PipelineError::DuplicateName {
                 name: plugin.info.name.clone(),
                 first: first.label.clone(),

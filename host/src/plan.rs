@@ -14,8 +14,8 @@ use crate::values::{self, Values};
 
 /// The environment variable with extra plugin directories, `:`-separated like `PATH`.
 pub const PLUGIN_PATH_ENV: &str = "MATHISON_PLUGIN_PATH";
-/// Where `cargo build --target wasm32-wasip2 --release` puts plugins, relative to the workspace.
-pub const WORKSPACE_BUILD_OUTPUT: &str = "target/wasm32-wasip2/release";
+/// Where `cargo build --profile plugin --target wasm32-wasip2` (`make plugins`) puts plugins, relative to the workspace.
+pub const WORKSPACE_BUILD_OUTPUT: &str = "target/wasm32-wasip2/plugin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -134,8 +134,10 @@ pub fn resolve_plugin(spec: &str, search: &[PathBuf]) -> Result<PathBuf, PlanErr
 
 /// A short label for a plugin file in messages: its file name.
 pub fn label(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 #[cfg(test)]
@@ -150,19 +152,34 @@ mod tests {
         fs::write(second.path().join("mathison_plugin_postgres.wasm"), b"")?;
         fs::write(second.path().join("redis.wasm"), b"")?;
         fs::write(first.path().join("redis.wasm"), b"")?;
-        let search = search_path(&[first.path().to_owned()], Some(second.path().as_os_str().to_owned()));
-        assert_eq!(resolve_plugin("redis", &search).ok(), Some(first.path().join("redis.wasm")));
+        let search = search_path(
+            &[first.path().to_owned()],
+            Some(second.path().as_os_str().to_owned()),
+        );
+        assert_eq!(
+            resolve_plugin("redis", &search).ok(),
+            Some(first.path().join("redis.wasm"))
+        );
         assert_eq!(
             resolve_plugin("postgres", &search).ok(),
             Some(second.path().join("mathison_plugin_postgres.wasm"))
         );
-        let missing = resolve_plugin("minio", &search).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(missing.contains("minio.wasm or mathison_plugin_minio.wasm"), "{missing}");
+        let missing = resolve_plugin("minio", &search)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            missing.contains("minio.wasm or mathison_plugin_minio.wasm"),
+            "{missing}"
+        );
         Ok(())
     }
 
     #[test]
     fn paths_are_taken_as_given() {
-        assert!(matches!(resolve_plugin("./nope.wasm", &[]), Err(PlanError::PluginFileMissing(_))));
+        assert!(matches!(
+            resolve_plugin("./nope.wasm", &[]),
+            Err(PlanError::PluginFileMissing(_))
+        ));
     }
 }

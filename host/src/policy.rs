@@ -37,14 +37,13 @@ impl Policy {
         declared: &[KindRef],
         object: &Decoded,
     ) -> Result<(), PolicyError> {
-        self.violation(declared, object)
-            .map_or(Ok(()), |reason| {
-                Err(PolicyError {
-                    plugin: plugin.to_string(),
-                    object: object.id.to_string(),
-                    reason,
-                })
+        self.violation(declared, object).map_or(Ok(()), |reason| {
+            Err(PolicyError {
+                plugin: plugin.to_string(),
+                object: object.id.to_string(),
+                reason,
             })
+        })
     }
 
     fn violation(&self, declared: &[KindRef], object: &Decoded) -> Option<String> {
@@ -125,7 +124,13 @@ mod tests {
         }
     }
 
-    fn object(api_version: &str, kind: &str, name: &str, namespace: Option<&str>, namespaced: bool) -> Decoded {
+    fn object(
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        namespace: Option<&str>,
+        namespaced: bool,
+    ) -> Decoded {
         Decoded {
             id: ObjectId {
                 group: crate::decode::group_of(api_version).into(),
@@ -142,26 +147,42 @@ mod tests {
 
     fn kinds(list: &[(&str, &str)]) -> Vec<KindRef> {
         list.iter()
-            .map(|(a, k)| KindRef { api_version: (*a).into(), kind: (*k).into() })
+            .map(|(a, k)| KindRef {
+                api_version: (*a).into(),
+                kind: (*k).into(),
+            })
             .collect()
     }
 
     fn reason(policy: &Policy, declared: &[KindRef], object: &Decoded) -> String {
-        policy.check("p.wasm", declared, object).err().map(|e| e.to_string()).unwrap_or_default()
+        policy
+            .check("p.wasm", declared, object)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
     fn accepts_declared_kinds_in_the_render_namespace() {
         let cm = object("v1", "ConfigMap", "x", Some("mathison-system"), true);
-        assert_eq!(policy().check("p", &kinds(&[("v1", "ConfigMap")]), &cm), Ok(()));
+        assert_eq!(
+            policy().check("p", &kinds(&[("v1", "ConfigMap")]), &cm),
+            Ok(())
+        );
         let unset = object("v1", "ConfigMap", "x", None, true);
-        assert_eq!(policy().check("p", &kinds(&[("v1", "ConfigMap")]), &unset), Ok(()));
+        assert_eq!(
+            policy().check("p", &kinds(&[("v1", "ConfigMap")]), &unset),
+            Ok(())
+        );
     }
 
     #[test]
     fn refuses_undeclared_kinds() {
         let cm = object("v1", "ConfigMap", "x", None, true);
-        assert!(reason(&policy(), &kinds(&[("v1", "Secret")]), &cm).contains("did not declare v1/ConfigMap"));
+        assert!(
+            reason(&policy(), &kinds(&[("v1", "Secret")]), &cm)
+                .contains("did not declare v1/ConfigMap")
+        );
     }
 
     #[test]
@@ -172,18 +193,33 @@ mod tests {
 
     #[test]
     fn cluster_scoped_and_rbac_need_opt_in() {
-        let declared = kinds(&[("v1", "Namespace"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")]);
+        let declared = kinds(&[
+            ("v1", "Namespace"),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        ]);
         let ns = object("v1", "Namespace", "x", None, false);
         assert!(reason(&policy(), &declared, &ns).contains("--allow-cluster-scoped"));
-        let crb = object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "x", None, false);
+        let crb = object(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            "x",
+            None,
+            false,
+        );
         assert!(reason(&policy(), &declared, &crb).contains("--allow-rbac"));
-        let open = Policy { allow_cluster_scoped: true, allow_rbac: true, ..policy() };
+        let open = Policy {
+            allow_cluster_scoped: true,
+            allow_rbac: true,
+            ..policy()
+        };
         assert_eq!(open.check("p", &declared, &crb), Ok(()));
     }
 
     #[test]
     fn user_owned_secret_is_untouchable() {
         let secret = object("v1", "Secret", "mathison-secrets", None, true);
-        assert!(reason(&policy(), &kinds(&[("v1", "Secret")]), &secret).contains("belongs to the user"));
+        assert!(
+            reason(&policy(), &kinds(&[("v1", "Secret")]), &secret).contains("belongs to the user")
+        );
     }
 }

@@ -19,7 +19,9 @@ impl Quantity {
 
 /// Why a string is not a quantity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a quantity ({reason}); expected e.g. \"500m\", \"2\", \"256Mi\" or \"10Gi\"")]
+#[error(
+    "{input:?} is not a quantity ({reason}); expected e.g. \"500m\", \"2\", \"256Mi\" or \"10Gi\""
+)]
 pub struct QuantityError {
     pub input: String,
     pub reason: &'static str,
@@ -130,7 +132,11 @@ pub fn whole_units(quantity: Quantity) -> i128 {
 /// Division rounding towards positive infinity (`i128::div_ceil` is not stable).
 fn div_ceil(value: i128, divisor: i128) -> i128 {
     let quotient = value / divisor;
-    if value % divisor > 0 { quotient + 1 } else { quotient }
+    if value % divisor > 0 {
+        quotient + 1
+    } else {
+        quotient
+    }
 }
 
 #[cfg(test)]
@@ -160,12 +166,17 @@ mod tests {
         assert!(nanos("512Mi") < nanos("1Gi"));
         assert!(nanos("1G") < nanos("1Gi"));
         assert_eq!(parse("1000m"), parse("1"));
-        assert_eq!(whole_units(parse("256Mi").unwrap_or(Quantity { nanos: 0 })), 268_435_456);
+        assert_eq!(
+            whole_units(parse("256Mi").unwrap_or(Quantity { nanos: 0 })),
+            268_435_456
+        );
     }
 
     #[test]
     fn refuses_what_the_api_server_refuses() {
-        for bad in ["", "10 GB", "10GB", "1.2.3", "Gi", "1e", "1ee3", "abc", "1Gib", "e3"] {
+        for bad in [
+            "", "10 GB", "10GB", "1.2.3", "Gi", "1e", "1ee3", "abc", "1Gib", "e3",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -9,9 +9,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Number, Value};
+use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Yaml;
 
 /// Bound on nodes built from one values file, so aliases cannot expand without limit.
 const MAX_NODES: usize = 100_000;
@@ -19,7 +19,11 @@ const MAX_NODES: usize = 100_000;
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { path: PathBuf, line: usize, column: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
     Set(String),
     Default,
 }
@@ -51,7 +55,9 @@ pub enum ValuesError {
     },
     #[error("{path}: {message}")]
     Shape { path: PathBuf, message: String },
-    #[error("--set {arg}: {message}; expected PLUGIN.KEY[.SUB...]=VALUE, e.g. redis.persistence.enabled=false")]
+    #[error(
+        "--set {arg}: {message}; expected PLUGIN.KEY[.SUB...]=VALUE, e.g. redis.persistence.enabled=false"
+    )]
     Set { arg: String, message: String },
     #[error("{origin}: section {section:?} names no plugin of this render (plugins: {plugins})")]
     UnknownSection {
@@ -96,7 +102,11 @@ pub struct ConfigProblem {
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "(root)" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "(root)"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: {}", self.message)?;
         if let Some(origin) = &self.origin {
             write!(f, " (from {origin})")?;
@@ -143,7 +153,10 @@ impl Values {
                 ));
             }
         };
-        if let Some((name, _)) = sections.iter().find(|(_, v)| !(v.is_object() || v.is_null())) {
+        if let Some((name, _)) = sections
+            .iter()
+            .find(|(_, v)| !(v.is_object() || v.is_null()))
+        {
             return Err(shape_error(format!(
                 "section {name:?} must be a mapping of that plugin's settings"
             )));
@@ -170,7 +183,9 @@ impl Values {
         let (path, raw) = arg.split_once('=').ok_or_else(|| set_error("no '='"))?;
         let keys: Vec<&str> = path.split('.').collect();
         if keys.len() < 2 || keys.iter().any(|k| k.is_empty()) {
-            return Err(set_error("the key needs a plugin name and a setting, with no empty parts"));
+            return Err(set_error(
+                "the key needs a plugin name and a setting, with no empty parts",
+            ));
         }
         let value = if is_quoted(raw) {
             Value::String(raw[1..raw.len() - 1].to_string())
@@ -184,7 +199,10 @@ impl Values {
         let origin = Origin::Set(arg.to_string());
         let pointer = format!(
             "/{}",
-            keys.iter().map(|k| escape_pointer(k)).collect::<Vec<_>>().join("/")
+            keys.iter()
+                .map(|k| escape_pointer(k))
+                .collect::<Vec<_>>()
+                .join("/")
         );
         self.layers.push(Layer {
             sections: Map::from_iter([(keys[0].to_string(), tree)]),
@@ -195,7 +213,10 @@ impl Values {
     }
 
     /// Refuses sections that name none of `plugins`, which are almost always typos.
-    pub fn check_sections<'a>(&self, plugins: impl IntoIterator<Item = &'a str> + Clone) -> Result<(), ValuesError> {
+    pub fn check_sections<'a>(
+        &self,
+        plugins: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), ValuesError> {
         for layer in &self.layers {
             for section in layer.sections.keys() {
                 if !plugins.clone().into_iter().any(|p| p == section) {
@@ -216,7 +237,12 @@ impl Values {
 
     /// The configuration of `plugin`: `defaults` with every layer merged over it, checked
     /// against `schema`.
-    pub fn config_for(&self, plugin: &str, defaults: &str, schema: &str) -> Result<Value, ConfigError> {
+    pub fn config_for(
+        &self,
+        plugin: &str,
+        defaults: &str,
+        schema: &str,
+    ) -> Result<Value, ConfigError> {
         let plugin_error = |message: String| ConfigError {
             plugin: plugin.to_string(),
             problems: vec![ConfigProblem {
@@ -225,8 +251,11 @@ impl Values {
                 origin: None,
             }],
         };
-        let mut config: Value = serde_json::from_str(defaults)
-            .map_err(|e| plugin_error(format!("the plugin's default configuration is not JSON: {e}")))?;
+        let mut config: Value = serde_json::from_str(defaults).map_err(|e| {
+            plugin_error(format!(
+                "the plugin's default configuration is not JSON: {e}"
+            ))
+        })?;
         let schema: Value = serde_json::from_str(schema)
             .map_err(|e| plugin_error(format!("the plugin's config schema is not JSON: {e}")))?;
         for layer in &self.layers {
@@ -236,17 +265,31 @@ impl Values {
         }
         let validator = jsonschema::validator_for(&schema)
             .map_err(|e| plugin_error(format!("the plugin's config schema is invalid: {e}")))?;
-        let problems: Vec<ConfigProblem> = validator
-            .iter_errors(&config)
-            .map(|error| {
-                let pointer = error.instance_path().as_str().to_string();
-                ConfigProblem {
-                    path: dotted(&pointer),
-                    message: error.to_string(),
-                    origin: Some(self.origin_of(plugin, &pointer)),
+        let mut problems = Vec::new();
+        for error in validator.iter_errors(&config) {
+            let pointer = error.instance_path().as_str().to_string();
+            // Point an unknown key at the key itself, where the typo is.
+            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+                error.kind()
+            {
+                for key in unexpected {
+                    let pointer = format!("{pointer}/{}", escape_pointer(key));
+                    problems.push(ConfigProblem {
+                        path: dotted(&pointer),
+                        message: "unknown option (check its spelling and indentation; \
+                                  `mathison-host inspect` lists the options)"
+                            .to_string(),
+                        origin: Some(self.origin_of(plugin, &pointer)),
+                    });
                 }
-            })
-            .collect();
+                continue;
+            }
+            problems.push(ConfigProblem {
+                path: dotted(&pointer),
+                message: error.to_string(),
+                origin: Some(self.origin_of(plugin, &pointer)),
+            });
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -309,7 +352,8 @@ fn escape_pointer(key: &str) -> String {
 
 fn is_quoted(raw: &str) -> bool {
     raw.len() >= 2
-        && ((raw.starts_with('"') && raw.ends_with('"')) || (raw.starts_with('\'') && raw.ends_with('\'')))
+        && ((raw.starts_with('"') && raw.ends_with('"'))
+            || (raw.starts_with('\'') && raw.ends_with('\'')))
 }
 
 /// Types a scalar as YAML 1.2's core schema does.
@@ -394,7 +438,10 @@ impl TreeBuilder {
     fn record(&mut self, mark: Marker) -> String {
         let pointer = self.next_pointer();
         let mark = match self.stack.last() {
-            Some(Frame::Map { key: Some((_, key_mark)), .. }) => *key_mark,
+            Some(Frame::Map {
+                key: Some((_, key_mark)),
+                ..
+            }) => *key_mark,
             _ => mark,
         };
         self.origins.insert(
@@ -412,8 +459,9 @@ impl TreeBuilder {
     fn finish(&mut self, value: Value, anchor: usize, nodes: usize) {
         self.nodes = self.nodes.saturating_add(nodes);
         if self.nodes > MAX_NODES {
-            self.error
-                .get_or_insert_with(|| format!("more than {MAX_NODES} values; is an alias expanding without bound?"));
+            self.error.get_or_insert_with(|| {
+                format!("more than {MAX_NODES} values; is an alias expanding without bound?")
+            });
             return;
         }
         if anchor != 0 {
@@ -421,13 +469,22 @@ impl TreeBuilder {
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
-            Some(Frame::Map { map, key, nodes: inside, .. }) => {
+            Some(Frame::Map {
+                map,
+                key,
+                nodes: inside,
+                ..
+            }) => {
                 *inside += nodes;
                 if let Some((key, _)) = key.take() {
                     map.insert(key, value);
                 }
             }
-            Some(Frame::Seq { items, nodes: inside, .. }) => {
+            Some(Frame::Seq {
+                items,
+                nodes: inside,
+                ..
+            }) => {
                 *inside += nodes;
                 items.push(value);
             }
@@ -476,10 +533,17 @@ impl MarkedEventReceiver for TreeBuilder {
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Map { map, anchor, nodes, .. }) => {
+                Some(Frame::Map {
+                    map, anchor, nodes, ..
+                }) => {
                     self.finish(Value::Object(map), anchor, nodes + 1);
                 }
-                Some(Frame::Seq { items, anchor, nodes, .. }) => {
+                Some(Frame::Seq {
+                    items,
+                    anchor,
+                    nodes,
+                    ..
+                }) => {
                     self.finish(Value::Array(items), anchor, nodes + 1);
                 }
                 None => {}
@@ -490,7 +554,11 @@ impl MarkedEventReceiver for TreeBuilder {
                     return;
                 }
                 self.record(mark);
-                let (value, nodes) = self.anchors.get(&anchor).cloned().unwrap_or((Value::Null, 1));
+                let (value, nodes) = self
+                    .anchors
+                    .get(&anchor)
+                    .cloned()
+                    .unwrap_or((Value::Null, 1));
                 self.finish(value, 0, nodes);
             }
             Event::Nothing
@@ -518,7 +586,8 @@ pub fn read_secret_inputs(args: &[String]) -> Result<BTreeMap<String, String>, S
                 .trim_end_matches(['\n', '\r'])
                 .to_string()
         } else if let Some(var) = source.strip_prefix("env:") {
-            std::env::var(var).map_err(|_| fail(format!("environment variable {var} is not set")))?
+            std::env::var(var)
+                .map_err(|_| fail(format!("environment variable {var} is not set")))?
         } else {
             return Err(fail("the source must start with file: or env:".into()));
         };
@@ -558,11 +627,17 @@ mod tests {
     #[test]
     fn files_then_sets_merge_over_defaults() -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
-        values.add_yaml(Path::new("v.yaml"), "redis:\n  persistence:\n    size: 2Gi\n")?;
+        values.add_yaml(
+            Path::new("v.yaml"),
+            "redis:\n  persistence:\n    size: 2Gi\n",
+        )?;
         values.add_set("redis.persistence.enabled=false")?;
         values.add_set("redis.replicas=3")?;
         let config = values.config_for("redis", DEFAULTS, SCHEMA)?;
-        assert_eq!(config, json!({"replicas": 3, "persistence": {"enabled": false, "size": "2Gi"}}));
+        assert_eq!(
+            config,
+            json!({"replicas": 3, "persistence": {"enabled": false, "size": "2Gi"}})
+        );
         Ok(())
     }
 
@@ -571,19 +646,44 @@ mod tests {
         let mut values = Values::default();
         values.add_set("redis.persistence.size=5Gi")?;
         values.add_set("redis.persistence.size=6Gi")?;
-        assert_eq!(values.config_for("redis", DEFAULTS, SCHEMA)?["persistence"]["size"], "6Gi");
+        assert_eq!(
+            values.config_for("redis", DEFAULTS, SCHEMA)?["persistence"]["size"],
+            "6Gi"
+        );
         values.add_set("redis.replicas='3'")?;
-        let error = values.config_for("redis", DEFAULTS, SCHEMA).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("replicas: \"3\" is not of type \"integer\" (from --set redis.replicas='3')"), "{error}");
+        let error = values
+            .config_for("redis", DEFAULTS, SCHEMA)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains(
+                "replicas: \"3\" is not of type \"integer\" (from --set redis.replicas='3')"
+            ),
+            "{error}"
+        );
         Ok(())
     }
 
     #[test]
-    fn schema_errors_point_at_the_values_file_line_and_column() -> Result<(), Box<dyn std::error::Error>> {
+    fn schema_errors_point_at_the_values_file_line_and_column()
+    -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
-        values.add_yaml(Path::new("values.yaml"), "# comment\nredis:\n  persistence:\n    size: 10 GB\n")?;
-        let error = values.config_for("redis", DEFAULTS, SCHEMA).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.starts_with("redis: invalid configuration\n  persistence.size: \"10 GB\" does not match"), "{error}");
+        values.add_yaml(
+            Path::new("values.yaml"),
+            "# comment\nredis:\n  persistence:\n    size: 10 GB\n",
+        )?;
+        let error = values
+            .config_for("redis", DEFAULTS, SCHEMA)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.starts_with(
+                "redis: invalid configuration\n  persistence.size: \"10 GB\" does not match"
+            ),
+            "{error}"
+        );
         assert!(error.ends_with("(from values.yaml:4:5)"), "{error}");
         Ok(())
     }
@@ -592,8 +692,16 @@ mod tests {
     fn unknown_keys_are_refused_by_the_schema() -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
         values.add_yaml(Path::new("values.yaml"), "redis:\n  persistance: {}\n")?;
-        let error = values.config_for("redis", DEFAULTS, SCHEMA).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("persistance") && error.contains("values.yaml:2:3"), "{error}");
+        let error = values
+            .config_for("redis", DEFAULTS, SCHEMA)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            error,
+            "redis: invalid configuration\n  persistance: unknown option (check its spelling and \
+             indentation; `mathison-host inspect` lists the options) (from values.yaml:2:3)"
+        );
         Ok(())
     }
 
@@ -612,8 +720,15 @@ mod tests {
     fn sections_must_name_a_plugin() -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
         values.add_yaml(Path::new("v.yaml"), "postgress:\n  a: 1\n")?;
-        let error = values.check_sections(["postgres", "redis"]).err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(error, "v.yaml:1:1: section \"postgress\" names no plugin of this render (plugins: postgres, redis)");
+        let error = values
+            .check_sections(["postgres", "redis"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            error,
+            "v.yaml:1:1: section \"postgress\" names no plugin of this render (plugins: postgres, redis)"
+        );
         Ok(())
     }
 
@@ -628,13 +743,20 @@ mod tests {
     #[test]
     fn aliases_resolve_and_cannot_explode() -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
-        values.add_yaml(Path::new("v.yaml"), "base: &b {size: 1Gi}\nredis:\n  persistence: *b\n")?;
+        values.add_yaml(
+            Path::new("v.yaml"),
+            "base: &b {size: 1Gi}\nredis:\n  persistence: *b\n",
+        )?;
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..8 {
             bomb.push_str(&format!("b{i}: &b{i} [{prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}, {prev}]\n",
                 prev = if i == 0 { "*a".to_string() } else { format!("*b{}", i - 1) }));
         }
-        assert!(Values::default().add_yaml(Path::new("bomb.yaml"), &bomb).is_err());
+        assert!(
+            Values::default()
+                .add_yaml(Path::new("bomb.yaml"), &bomb)
+                .is_err()
+        );
         Ok(())
     }
 }

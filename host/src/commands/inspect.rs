@@ -79,20 +79,42 @@ fn as_text(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<String> {
     writeln!(out, "name:        {}", info.name)?;
     writeln!(out, "version:     {}", info.version)?;
     writeln!(out, "description: {}", info.description)?;
-    writeln!(out, "file:        {} ({} bytes)", loaded.path.display(), loaded.size)?;
+    writeln!(
+        out,
+        "file:        {} ({} bytes)",
+        loaded.path.display(),
+        loaded.size
+    )?;
     writeln!(out, "sha256:      {}", loaded.sha256)?;
-    writeln!(out, "wit:         {}@{}", contract::WIT_PACKAGE, contract::WIT_VERSION)?;
+    writeln!(
+        out,
+        "wit:         {}@{}",
+        contract::WIT_PACKAGE,
+        contract::WIT_VERSION
+    )?;
     writeln!(out, "kinds:")?;
     for kind in &info.kinds {
         writeln!(out, "  {kind}")?;
     }
-    writeln!(out, "options (set with --set {}.OPTION=VALUE or a values file):", info.name)?;
+    writeln!(
+        out,
+        "options (set with --set {}.OPTION=VALUE or a values file):",
+        info.name
+    )?;
     let mut options = Vec::new();
     collect_options(&schema, &schema, &defaults, "", &mut options);
     for option in options {
-        writeln!(out, "  {}  ({}, default {})", option.path, option.kind, option.default)?;
+        writeln!(
+            out,
+            "  {}  ({}, default {})",
+            option.path, option.kind, option.default
+        )?;
         if !option.description.is_empty() {
-            writeln!(out, "      {}", option.description.replace('\n', "\n      "))?;
+            writeln!(
+                out,
+                "      {}",
+                option.description.replace('\n', "\n      ")
+            )?;
         }
     }
     Ok(out)
@@ -106,13 +128,23 @@ struct OptionDoc {
 }
 
 /// Lists the leaf options of a schema, following local `$ref`s (`#/$defs/...`).
-fn collect_options(root: &Value, schema: &Value, defaults: &Value, prefix: &str, out: &mut Vec<OptionDoc>) {
+fn collect_options(
+    root: &Value,
+    schema: &Value,
+    defaults: &Value,
+    prefix: &str,
+    out: &mut Vec<OptionDoc>,
+) {
     let schema = resolve(root, schema);
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return;
     };
     for (name, property) in properties {
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
         let property = resolve(root, property);
         let default = defaults.get(name).unwrap_or(&Value::Null);
         if property.get("properties").is_some() {

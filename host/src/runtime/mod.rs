@@ -60,8 +60,14 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is {size} bytes, more than the {limit}-byte limit for a plugin (--max-plugin-size)")]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error(
+        "{path} is {size} bytes, more than the {limit}-byte limit for a plugin (--max-plugin-size)"
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error(
         "{path} is not a WebAssembly component: {found}; expected a component targeting world \
          `{}/plugin@{}` (build with `cargo build --target wasm32-wasip2`)",
@@ -215,10 +221,7 @@ impl Runtime {
 
         let (component, cache_outcome) = match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, &sha256, &bytes),
-            None => (
-                Component::new(&self.engine, &bytes),
-                CacheOutcome::Disabled,
-            ),
+            None => (Component::new(&self.engine, &bytes), CacheOutcome::Disabled),
         };
         let component = component.map_err(|e| LoadError::Invalid {
             path: path.to_owned(),
@@ -226,13 +229,14 @@ impl Runtime {
         })?;
 
         check_world(path, &component, &self.engine)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            LoadError::UnsupportedImport {
-                path: path.to_owned(),
-                import: first_unsatisfied_import(&e.to_string()),
-                message: format!("{e:#}"),
-            }
-        })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::UnsupportedImport {
+                    path: path.to_owned(),
+                    import: first_unsatisfied_import(&e.to_string()),
+                    message: format!("{e:#}"),
+                })?;
         let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             path: path.to_owned(),
             found: format!("does not match the world ({e:#})"),
@@ -303,7 +307,11 @@ impl Runtime {
     ) -> Result<Called<T>, CallError> {
         let mut store = Store::new(&self.engine, SandboxState::new(&self.limits));
         store.limiter(|state| &mut state.limits);
-        let ticks = self.limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
+        let ticks = self
+            .limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis());
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
 
@@ -442,7 +450,10 @@ fn check_world(path: &Path, component: &Component, engine: &Engine) -> Result<()
             });
         }
     }
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     if !["info", "render"]
         .iter()
         .all(|wanted| exports.iter().any(|e| e == wanted))

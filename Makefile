@@ -1,0 +1,40 @@
+# The two front-door commands (see README.md):
+#   make render   renders the PostgreSQL and Redis manifests to stdout
+#   make test     runs every test: lints, unit, integration, golden, oracle and contract tests
+# Both set themselves up: the wasm32-wasip2 target, the builds, the test tools.
+
+CARGO ?= cargo
+PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
+
+.PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench
+
+render: plugins host
+	./target/release/mathison-host render --plugin postgres --plugin redis
+
+plugins: wasm-target
+	$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS)
+
+host:
+	$(CARGO) build --quiet --release -p mathison-host
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+test: lint test-rust test-oracles
+
+lint: wasm-target
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --quiet --release --workspace --all-targets -- -D warnings
+
+test-rust: wasm-target
+	$(CARGO) test --release --workspace
+
+# The oracles judge what the real binary renders from the plugins test-rust built.
+test-oracles: deps test-rust
+	tests/oracles/run
+
+deps:
+	bash .ci/install-deps
+
+bench: plugins host
+	bash tests/bench/render.sh

@@ -1,0 +1,97 @@
+//! Compiles the plugins and the hostile fixtures for wasm32-wasip2 and writes their paths as
+//! constants. A separate target directory keeps this nested cargo off the outer build's lock.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (constant, package, cargo's artifact name)
+const GUESTS: &[(&str, &str, &str)] = &[
+    (
+        "POSTGRES",
+        "mathison-plugin-postgres",
+        "mathison_plugin_postgres",
+    ),
+    ("REDIS", "mathison-plugin-redis", "mathison_plugin_redis"),
+    (
+        "HOSTILE",
+        "mathison-fixture-hostile",
+        "mathison_fixture_hostile",
+    ),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_owned();
+    let target_dir = root.join("target").join("guests");
+
+    for watched in [
+        "plugins",
+        "wit",
+        "tests/fixtures",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for (_, package, _) in GUESTS {
+        command.args(["-p", package]);
+    }
+    // Flags meant for the outer (native) build must not leak into the guests' build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+    ] {
+        command.env_remove(var);
+    }
+    let output = command
+        .output()
+        .expect("cannot run cargo to build the test guests");
+    if !output.status.success() {
+        panic!(
+            "building the test guests for wasm32-wasip2 failed (is the target installed? \
+             `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let out_dir = target_dir.join("wasm32-wasip2").join("plugin");
+    let mut constants = String::new();
+    for (constant, package, artifact) in GUESTS {
+        let path = out_dir.join(format!("{artifact}.wasm"));
+        assert!(
+            Path::new(&path).is_file(),
+            "{} was not built",
+            path.display()
+        );
+        writeln!(constants, "/// The `{package}` component.").expect("write to String");
+        writeln!(
+            constants,
+            "pub const {constant}: &str = {:?};",
+            path.display().to_string()
+        )
+        .expect("write to String");
+    }
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs");
+    std::fs::write(out, constants).expect("cannot write artifacts.rs");
+}

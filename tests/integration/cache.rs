@@ -1,0 +1,94 @@
+//! The compiled-artifact cache: a hit renders the same bytes; corrupt or foreign entries are
+//! recompiled and replaced, never trusted.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::support::{Host, POSTGRES, REDIS};
+
+fn entries(host: &Host) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(host.cache.path())
+        .map(|dir| dir.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn a_cache_hit_renders_identical_bytes() {
+    let host = Host::new();
+    let cold = host
+        .run(&["-v", "render", "-p", POSTGRES, "-p", REDIS])
+        .success();
+    assert!(
+        cold.stderr.contains("compiled code: Miss"),
+        "{}",
+        cold.stderr
+    );
+    assert_eq!(entries(&host).len(), 2, "one entry per plugin");
+    let warm = host
+        .run(&["-v", "render", "-p", POSTGRES, "-p", REDIS])
+        .success();
+    assert!(
+        warm.stderr.contains("compiled code: Hit"),
+        "{}",
+        warm.stderr
+    );
+    assert_eq!(cold.stdout, warm.stdout);
+    let uncached = host
+        .run(&["render", "--no-cache", "-p", POSTGRES, "-p", REDIS])
+        .success();
+    assert_eq!(cold.stdout, uncached.stdout);
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_entries_are_recompiled() {
+    let host = Host::new();
+    let reference = host.run(&["render", "-p", REDIS]).success().stdout;
+    let [entry] = entries(&host).try_into().expect("one entry");
+    let good = fs::read(&entry).expect("read entry");
+
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    let truncated = good[..good.len() / 3].to_vec();
+    let foreign = b"\x7fELF not a cache entry at all".to_vec();
+
+    for damaged in [flipped, truncated, foreign, Vec::new()] {
+        fs::write(&entry, &damaged).expect("damage entry");
+        let run = host.run(&["-v", "render", "-p", REDIS]).success();
+        assert!(
+            run.stderr.contains("compiled code: Replaced"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, reference);
+        assert_eq!(
+            fs::read(&entry).expect("read entry"),
+            good,
+            "the entry was rewritten"
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_cache_still_renders() {
+    let host = Host::new();
+    let blocked = host.path("not-a-dir");
+    fs::write(&blocked, "a file where the cache folder should be").expect("write");
+    let run = host
+        .run(&[
+            "-v",
+            "render",
+            "--cache-dir",
+            blocked.to_str().expect("utf-8"),
+            "-p",
+            REDIS,
+        ])
+        .success();
+    assert!(
+        run.stderr.contains("compiled code: StoreFailed"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,101 @@
+//! The command line: exit codes, plugin lookup, inspect, broken pipes.
+
+use std::fs;
+use std::io::Read;
+use std::process::Stdio;
+
+use crate::support::{Host, POSTGRES, REDIS};
+
+#[test]
+fn usage_errors_exit_2_and_input_errors_exit_1() {
+    let host = Host::new();
+    assert_eq!(host.run(&["render"]).code, Some(2), "missing --plugin");
+    assert_eq!(host.run(&["render", "-p", REDIS, "--bogus"]).code, Some(2));
+    assert_eq!(
+        host.run(&["render", "-p", REDIS, "--timeout", "soon"]).code,
+        Some(2)
+    );
+    host.run(&["render", "-p", "minio"])
+        .failure("plugin \"minio\" not found");
+    host.run(&["render", "-p", "./missing.wasm"])
+        .failure("does not exist");
+    host.run(&["render", "-p", REDIS, "--set", "redis"])
+        .failure("--set redis: no '='");
+    host.run(&["render", "-p", REDIS, "-n", "Not_A_Namespace"])
+        .failure("not a valid namespace");
+}
+
+#[test]
+fn bare_names_resolve_through_the_plugin_path() {
+    let host = Host::new();
+    let dir = host.path("plugins");
+    fs::create_dir(&dir).expect("mkdir");
+    fs::copy(REDIS, dir.join("redis.wasm")).expect("copy plugin");
+    let by_path = host.run(&["render", "-p", REDIS]).success();
+    let by_flag = host
+        .run(&["render", "-p", "redis", "--plugin-path", "plugins"])
+        .success();
+    assert_eq!(by_path.stdout, by_flag.stdout);
+    let by_env = host
+        .command()
+        .env("MATHISON_PLUGIN_PATH", "/nonexistent:plugins")
+        .args(["render", "-p", "redis"])
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&by_env.stdout), by_path.stdout);
+}
+
+#[test]
+fn inspect_shows_metadata_options_and_hash() {
+    let host = Host::new();
+    let text = host.run(&["inspect", POSTGRES]).success().stdout;
+    for needle in [
+        "name:        postgres",
+        "wit:         mathison:plugin@0.1.0",
+        "apps/v1/StatefulSet",
+        "persistence.size  (string, default \"10Gi\")",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &host
+            .run(&["inspect", POSTGRES, "--format", "json"])
+            .success()
+            .stdout,
+    )
+    .expect("JSON");
+    let bytes = fs::read(POSTGRES).expect("read plugin");
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(json["sha256"], sha);
+    assert_eq!(json["size"], bytes.len());
+    assert_eq!(json["defaults"]["persistence"]["size"], "10Gi");
+    assert_eq!(json["schema"]["additionalProperties"], false);
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let host = Host::new();
+    let mut child = host
+        .command()
+        .args(["render", "-p", POSTGRES, "-p", REDIS, "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Close the reading end before the host writes: its write fails with EPIPE.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}

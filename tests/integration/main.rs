@@ -1,0 +1,9 @@
+//! End-to-end tests of the `mathison-host` binary over real plugins built for wasm32-wasip2
+//! (see tests/build.rs). One test binary, with shared support, as ripgrep and wasmtime do.
+
+mod support;
+
+mod cache;
+mod cli;
+mod limits;
+mod render;
