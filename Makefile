@@ -6,7 +6,7 @@
 CARGO ?= cargo
 PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
 
-.PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench
+.PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench pgbouncer
 
 render: plugins host
 	./target/release/mathison-host render --plugin postgres --plugin redis
@@ -29,9 +29,19 @@ lint: wasm-target
 test-rust: wasm-target
 	$(CARGO) test --release --workspace
 
-# The oracles judge what the real binary renders from the plugins test-rust built.
-test-oracles: deps test-rust
+# The oracles judge what the real binary renders from the plugins test-rust built, and the
+# Python pgbouncer plugin.
+test-oracles: deps test-rust pgbouncer
 	tests/oracles/run
+
+# The pgbouncer plugin is Python: plugins/pgbouncer/build installs componentize-py into a venv
+# under target/ and packs the plugin with CPython into a component.
+PGBOUNCER_WASM := target/pgbouncer/pgbouncer.wasm
+
+pgbouncer: $(PGBOUNCER_WASM)
+
+$(PGBOUNCER_WASM): plugins/pgbouncer/build $(wildcard plugins/pgbouncer/*.py) wit/world.wit
+	plugins/pgbouncer/build $@
 
 deps:
 	bash .ci/install-deps

@@ -1,5 +1,6 @@
-//! Compiles the plugins and the hostile fixtures for wasm32-wasip2 and writes their paths as
-//! constants. A separate target directory keeps this nested cargo off the outer build's lock.
+//! Compiles the plugins and the hostile fixtures for wasm32-wasip2, and the hostile `.wat`
+//! components in tests/fixtures/wat, and writes their paths as constants. A separate target
+//! directory keeps this nested cargo off the outer build's lock.
 
 use std::env;
 use std::fmt::Write as _;
@@ -19,6 +20,22 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "mathison-fixture-hostile",
         "mathison_fixture_hostile",
     ),
+    (
+        "INFO_LOOP",
+        "mathison-fixture-info-loop",
+        "mathison_fixture_info_loop",
+    ),
+    (
+        "WIT_NEXT",
+        "mathison-fixture-wit-next",
+        "mathison_fixture_wit_next",
+    ),
+];
+
+/// (constant, file stem in tests/fixtures/wat)
+const WAT_COMPONENTS: &[(&str, &str)] = &[
+    ("EVIL_IMPORT", "evil-import"),
+    ("HTTP_IMPORT", "http-import"),
 ];
 
 fn main() {
@@ -92,6 +109,28 @@ fn main() {
         )
         .expect("write to String");
     }
+    // Written next to the guests (not into OUT_DIR) so that tests/hostile/report.sh finds them.
+    let wat_dir = target_dir.join("wat");
+    std::fs::create_dir_all(&wat_dir).expect("cannot create target/guests/wat");
+    for (constant, stem) in WAT_COMPONENTS {
+        let source = root.join("tests/fixtures/wat").join(format!("{stem}.wat"));
+        let binary = wat::parse_file(&source)
+            .unwrap_or_else(|e| panic!("{} does not assemble: {e}", source.display()));
+        let path = wat_dir.join(format!("{stem}.wasm"));
+        std::fs::write(&path, binary).expect("cannot write a .wat fixture's component");
+        writeln!(
+            constants,
+            "/// The component of tests/fixtures/wat/{stem}.wat."
+        )
+        .expect("write to String");
+        writeln!(
+            constants,
+            "pub const {constant}: &str = {:?};",
+            path.display().to_string()
+        )
+        .expect("write to String");
+    }
+
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs");
     std::fs::write(out, constants).expect("cannot write artifacts.rs");
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{inspect, render, validate};
+use crate::commands::{apply, diff, inspect, new, render, validate};
 use crate::quantity;
 use crate::runtime::Limits;
 
@@ -26,6 +26,9 @@ pub enum Command {
     Render(render::RenderCommand),
     Validate(validate::ValidateCommand),
     Inspect(inspect::InspectCommand),
+    New(new::NewCommand),
+    Apply(apply::ApplyCommand),
+    Diff(diff::DiffCommand),
 }
 
 /// Where plugins are found and how they are run.
@@ -135,7 +138,7 @@ pub struct RenderArgs {
     pub runtime: RuntimeArgs,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map_or((text, "s"), |at| text.split_at(at));

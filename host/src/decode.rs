@@ -652,3 +652,161 @@ mod tests {
         assert!(error(bad).contains("metadata.labelz: unknown field"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Valid objects to mutate: a typed kind with quantities and containers, a plain one and a
+    /// custom resource.
+    fn seeds() -> Vec<Value> {
+        vec![
+            json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "redis", "labels": {"app": "redis"}},
+                "spec": {
+                    "serviceName": "redis", "replicas": 1,
+                    "selector": {"matchLabels": {"app": "redis"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "redis"}},
+                        "spec": {"containers": [{
+                            "name": "redis", "image": "redis:7",
+                            "resources": {"limits": {"memory": "256Mi", "cpu": "500m"}}
+                        }]}
+                    }
+                }
+            }),
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "settings", "namespace": "ns"},
+                "data": {"a": "b"}
+            }),
+            json!({
+                "apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w", "namespace": "ns"},
+                "spec": {"size": [1, 2, {"x": null}]}
+            }),
+        ]
+    }
+
+    fn envelope_of(body: &Value, text: String) -> Envelope {
+        Envelope {
+            api_version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
+            kind: body["kind"].as_str().unwrap_or_default().to_string(),
+            name: body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
+            body: text,
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-zA-Z0-9 .-]{0,12}".prop_map(Value::from),
+            Just(Value::from("10 GB")),
+            Just(Value::from("Bad_Name")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-zA-Z]{1,10}", inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Follows `steps` into `value` (each picks a child by index) and replaces what it reaches
+    /// with `replacement`; at an object, an odd final step adds a key instead.
+    fn mutate(value: &mut Value, steps: &[usize], replacement: Value) {
+        match (value, steps) {
+            (Value::Object(map), [step, rest @ ..]) if !map.is_empty() => {
+                if rest.is_empty() && step % 2 == 1 {
+                    map.insert(format!("extra{step}"), replacement);
+                } else if let Some((_, child)) = {
+                    let len = map.len();
+                    map.iter_mut().nth(step % len)
+                } {
+                    mutate(child, rest, replacement);
+                }
+            }
+            (Value::Array(items), [step, rest @ ..]) if !items.is_empty() => {
+                let len = items.len();
+                mutate(&mut items[step % len], rest, replacement);
+            }
+            (value, _) => *value = replacement,
+        }
+    }
+
+    /// The error must name the plugin and the object as the envelope gave it.
+    fn check_error_names(
+        envelope: &Envelope,
+        result: &Result<Decoded, DecodeError>,
+    ) -> Result<(), TestCaseError> {
+        if let Err(error) = result {
+            let prefix = format!("p.wasm: {}/{}: ", envelope.kind, envelope.name);
+            prop_assert!(error.to_string().starts_with(&prefix), "{error}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            seed in 0..3usize, text in any::<String>(), kind in "[A-Za-z]{0,12}"
+        ) {
+            let mut envelope = envelope_of(&seeds()[seed], text);
+            envelope.kind = kind;
+            let result = decode("p.wasm", &envelope);
+            check_error_names(&envelope, &result)?;
+        }
+
+        #[test]
+        fn mutated_text_never_panics(
+            seed in 0..3usize,
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<char>(), 0..3u8), 1..6)
+        ) {
+            let body = &seeds()[seed];
+            let mut text: Vec<char> = body.to_string().chars().collect();
+            for (at, c, operation) in edits {
+                let at = at.index(text.len() + 1);
+                match operation {
+                    0 => text.insert(at, c),
+                    1 if at < text.len() => { text.remove(at); }
+                    _ if at < text.len() => text[at] = c,
+                    _ => {}
+                }
+            }
+            let envelope = envelope_of(body, text.into_iter().collect());
+            let result = decode("p.wasm", &envelope);
+            check_error_names(&envelope, &result)?;
+        }
+
+        #[test]
+        fn mutated_objects_never_panic_and_decode_to_a_fixed_point(
+            seed in 0..3usize,
+            steps in prop::collection::vec(any::<usize>(), 0..7),
+            replacement in json_value()
+        ) {
+            let original = &seeds()[seed];
+            let mut body = original.clone();
+            mutate(&mut body, &steps, replacement);
+            // The envelope keeps telling the seed's story, as a lying plugin's would.
+            let envelope = envelope_of(original, body.to_string());
+            let result = decode("p.wasm", &envelope);
+            check_error_names(&envelope, &result)?;
+            // What the host accepted is canonical: decoding it again changes nothing.
+            if let Ok(decoded) = result {
+                let again = decode("p.wasm", &envelope_of(original, decoded.body.to_string()));
+                prop_assert_eq!(again, Ok(decoded));
+            }
+        }
+    }
+}

@@ -11,8 +11,10 @@
 //! that touches wasmtime) runs each plugin in a sandbox; [`decode`] turns what a plugin returned
 //! into typed Kubernetes objects; [`policy`] refuses what the plugin may not emit; [`merge`]
 //! joins all plugins' objects into one set; [`order`] sorts it for installation; [`output`]
-//! writes it. [`pipeline`] strings the stages together for the commands in [`commands`].
+//! writes it. [`pipeline`] strings the stages together for the commands in [`commands`];
+//! [`apply`] takes the result to a cluster.
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod contract;

@@ -1,7 +1,7 @@
 //! Joins the objects of every plugin into one set.
 //!
 //! Identity is group/kind/namespace/name: two plugins (or one plugin twice) claiming one
-//! identity is an error naming both. Namespaced objects get the render namespace, every object
+//! identity is an error naming both (or it). Namespaced objects get the render namespace, every object
 //! the recommended labels it lacks, and the connection values of all plugins become the host's
 //! own ConfigMap (and, with user-supplied secrets, Secret) `mathison-connections`.
 
@@ -27,6 +27,8 @@ pub const SECRET_PLACEHOLDER: &str = "{secret}";
 pub struct PluginObjects {
     /// The plugin's `info` name; also its output file stem and label value.
     pub name: String,
+    /// The plugin's file as the user gave it, so that errors name what the user can look at.
+    pub source: String,
     pub version: String,
     pub objects: Vec<Decoded>,
     pub connection_values: Vec<ConnectionValue>,
@@ -67,6 +69,8 @@ pub enum MergeError {
         first: String,
         second: String,
     },
+    #[error("{plugin}: {id} is returned twice; a plugin must return each object once")]
+    Duplicate { id: Box<ObjectId>, plugin: String },
     #[error("connection value {key} is set by both {first} and {second}")]
     ConnectionConflict {
         key: String,
@@ -92,6 +96,7 @@ pub enum MergeError {
 /// Merges the plugins' objects and generates the host's own.
 pub fn merge(plugins: Vec<PluginObjects>, settings: &MergeSettings) -> Result<Merged, MergeError> {
     let mut merged = Merged::default();
+    // Identity → who claimed it, as errors name it.
     let mut owners: HashMap<ObjectId, String> = HashMap::new();
     let mut connections = Connections::default();
 
@@ -100,28 +105,37 @@ pub fn merge(plugins: Vec<PluginObjects>, settings: &MergeSettings) -> Result<Me
             connections.add(&plugin.name, value, settings, &mut merged.notes)?;
         }
         let labels = recommended_labels(&plugin.name, &plugin.version, &settings.instance);
+        let owner = format!("{} ({})", plugin.name, plugin.source);
         for object in plugin.objects {
             let placed = place(&plugin.name, object, &labels, settings);
-            claim(&mut owners, &placed)?;
+            claim(&mut owners, &placed.id, &owner)?;
             merged.objects.push(placed);
         }
     }
     for placed in connections.into_objects(settings) {
-        claim(&mut owners, &placed)?;
+        claim(&mut owners, &placed.id, HOST_ORIGIN)?;
         merged.objects.push(placed);
     }
     Ok(merged)
 }
 
-fn claim(owners: &mut HashMap<ObjectId, String>, placed: &Placed) -> Result<(), MergeError> {
-    if let Some(first) = owners.insert(placed.id.clone(), placed.origin.clone()) {
-        return Err(MergeError::Conflict {
-            id: Box::new(placed.id.clone()),
+fn claim(
+    owners: &mut HashMap<ObjectId, String>,
+    id: &ObjectId,
+    owner: &str,
+) -> Result<(), MergeError> {
+    match owners.insert(id.clone(), owner.to_string()) {
+        None => Ok(()),
+        Some(first) if first == owner => Err(MergeError::Duplicate {
+            id: Box::new(id.clone()),
+            plugin: first,
+        }),
+        Some(first) => Err(MergeError::Conflict {
+            id: Box::new(id.clone()),
             first,
-            second: placed.origin.clone(),
-        });
+            second: owner.to_string(),
+        }),
     }
-    Ok(())
 }
 
 fn place(
@@ -361,6 +375,7 @@ mod tests {
     fn plugin(name: &str, objects: Vec<Decoded>, values: Vec<ConnectionValue>) -> PluginObjects {
         PluginObjects {
             name: name.into(),
+            source: format!("{name}.wasm"),
             version: "1.2.3".into(),
             objects,
             connection_values: values,
@@ -413,22 +428,30 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(
-            error.starts_with("Service/db is rendered by both postgres and pgbouncer"),
+            error.starts_with(
+                "Service/db is rendered by both postgres (postgres.wasm) and pgbouncer (pgbouncer.wasm)"
+            ),
             "{error}"
         );
     }
 
     #[test]
     fn duplicates_inside_one_plugin_are_refused() {
-        let result = merge(
+        let error = merge(
             vec![plugin(
                 "p",
                 vec![object("Service", "a"), object("Service", "a")],
                 vec![],
             )],
             &settings(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert_eq!(
+            error,
+            "p (p.wasm): Service/a is returned twice; a plugin must return each object once"
         );
-        assert!(matches!(result, Err(MergeError::Conflict { .. })));
     }
 
     #[test]
@@ -495,5 +518,108 @@ mod tests {
     #[test]
     fn url_encoding_keeps_only_unreserved_characters() {
         assert_eq!(url_encode("aZ9-._~ @:/%"), "aZ9-._~%20%40%3A%2F%25");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const KINDS: &[&str] = &["ConfigMap", "Secret", "Service", "StatefulSet"];
+
+    fn object(kind: &str, name: &str) -> Decoded {
+        Decoded {
+            id: ObjectId {
+                group: String::new(),
+                kind: kind.into(),
+                namespace: None,
+                name: name.into(),
+            },
+            api_version: "v1".into(),
+            namespaced: true,
+            typed: true,
+            body: json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}),
+        }
+    }
+
+    /// Up to five plugins, each with objects drawn from a small set of identities so that
+    /// collisions are common, and with at most one connection value each.
+    fn plugins() -> impl Strategy<Value = Vec<PluginObjects>> {
+        let identity = (0..KINDS.len(), 0..4usize);
+        let plugin = (prop::collection::vec(identity, 0..5), any::<bool>());
+        prop::collection::vec(plugin, 1..6).prop_map(|plugins| {
+            plugins
+                .into_iter()
+                .enumerate()
+                .map(|(index, (objects, connects))| PluginObjects {
+                    name: format!("plugin{index}"),
+                    source: format!("plugin{index}.wasm"),
+                    version: "1.0.0".into(),
+                    objects: objects
+                        .into_iter()
+                        .map(|(kind, name)| object(KINDS[kind], &format!("object{name}")))
+                        .collect(),
+                    connection_values: connects
+                        .then(|| ConnectionValue {
+                            key: format!("URL_{index}"),
+                            value: format!("redis://plugin{index}"),
+                            secret_input: None,
+                        })
+                        .into_iter()
+                        .collect(),
+                })
+                .collect()
+        })
+    }
+
+    fn settings() -> MergeSettings {
+        MergeSettings {
+            namespace: "ns".into(),
+            instance: "mathison".into(),
+            ..MergeSettings::default()
+        }
+    }
+
+    fn sorted(plugins: Vec<PluginObjects>) -> Result<Vec<Placed>, MergeError> {
+        let mut merged = merge(plugins, &settings())?;
+        crate::order::sort(&mut merged.objects);
+        Ok(merged.objects)
+    }
+
+    proptest! {
+        #[test]
+        fn conflicts_are_always_detected(plugins in plugins()) {
+            let mut identities: Vec<(String, String)> = plugins
+                .iter()
+                .flat_map(|p| p.objects.iter().map(|o| (o.id.kind.clone(), o.id.name.clone())))
+                .collect();
+            if plugins.iter().any(|p| !p.connection_values.is_empty()) {
+                identities.push(("ConfigMap".into(), CONNECTIONS_NAME.into()));
+            }
+            let count = identities.len();
+            identities.sort();
+            identities.dedup();
+            let collides = identities.len() != count;
+            match merge(plugins, &settings()) {
+                Ok(merged) => prop_assert!(!collides, "missed a conflict: {:?}", merged.objects),
+                Err(MergeError::Conflict { .. } | MergeError::Duplicate { .. }) => prop_assert!(collides),
+                Err(other) => prop_assert!(false, "unexpected error: {other}"),
+            }
+        }
+
+        #[test]
+        fn plugin_order_does_not_change_the_sorted_set(
+            (plugins, shuffled) in plugins()
+                .prop_flat_map(|plugins| (Just(plugins.clone()), Just(plugins).prop_shuffle()))
+        ) {
+            let (first, second) = (sorted(plugins), sorted(shuffled));
+            // Both succeed with the same objects, or both find a conflict.
+            prop_assert_eq!(first.is_ok(), second.is_ok());
+            if let (Ok(first), Ok(second)) = (first, second) {
+                prop_assert_eq!(first, second);
+            }
+        }
     }
 }

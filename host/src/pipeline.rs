@@ -20,12 +20,10 @@ use crate::values::{ConfigError, ValuesError};
 pub enum PipelineError {
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("{plugin}: {source}")]
-    Call {
-        plugin: String,
-        #[source]
-        source: CallError,
-    },
+    /// The call's error is part of this line rather than a `source`: it is the cause, and
+    /// repeating it as "caused by" would print it twice.
+    #[error("{plugin}: {error}")]
+    Call { plugin: String, error: CallError },
     #[error("{plugin}: `info` is invalid: {message}")]
     Info { plugin: String, message: String },
     #[error("{first} and {second} are both named {name:?}; plugin names must be unique")]
@@ -82,9 +80,9 @@ pub fn describe(
     let loaded = runtime.load(path)?;
     let called = runtime
         .info(&loaded)
-        .map_err(|source| PipelineError::Call {
+        .map_err(|error| PipelineError::Call {
             plugin: label.clone(),
-            source,
+            error,
         })?;
     check_info(&label, &called.value)?;
     Ok((loaded, called.value, called.logs))
@@ -171,9 +169,9 @@ fn render_one(
         .config_for(&info.name, &info.default_config, &info.config_schema)?;
     let called = runtime
         .render(&plugin.loaded, &plan.context, &config.to_string())
-        .map_err(|source| PipelineError::Call {
+        .map_err(|error| PipelineError::Call {
             plugin: plugin.label.clone(),
-            source,
+            error,
         })?;
 
     let mut objects = Vec::with_capacity(called.value.objects.len());
@@ -192,6 +190,7 @@ fn render_one(
     };
     let contribution = PluginObjects {
         name: info.name.clone(),
+        source: plugin.label.clone(),
         version: info.version.clone(),
         objects,
         connection_values: called.value.connection_values,

@@ -181,3 +181,82 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Suffixes with their value in nano-units: (suffix, multiplier of one nano-unit).
+    const SUFFIXES: &[(&str, i128)] = &[
+        ("n", 1),
+        ("u", 1_000),
+        ("m", 1_000_000),
+        ("", NANOS_PER_UNIT),
+        ("k", 1_000 * NANOS_PER_UNIT),
+        ("Ki", 1024 * NANOS_PER_UNIT),
+        ("M", 1_000_000 * NANOS_PER_UNIT),
+        ("Mi", (1 << 20) * NANOS_PER_UNIT),
+        ("G", 1_000_000_000 * NANOS_PER_UNIT),
+        ("Gi", (1 << 30) * NANOS_PER_UNIT),
+        ("T", 1_000_000_000_000 * NANOS_PER_UNIT),
+        ("Ti", (1 << 40) * NANOS_PER_UNIT),
+        ("P", 1_000_000_000_000_000 * NANOS_PER_UNIT),
+        ("Pi", (1 << 50) * NANOS_PER_UNIT),
+        ("E", 1_000_000_000_000_000_000 * NANOS_PER_UNIT),
+        ("Ei", (1 << 60) * NANOS_PER_UNIT),
+        ("e3", 1_000 * NANOS_PER_UNIT),
+        ("E-3", 1_000_000),
+    ];
+
+    fn quantity() -> impl Strategy<Value = (u32, usize)> {
+        (any::<u32>(), 0..SUFFIXES.len())
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(text in any::<String>()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn parse_never_panics_on_near_quantities(
+            text in "[+-]?[0-9]{0,45}(\\.[0-9]{0,45})?(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]{1,12})?[ .a-zA-Z]{0,2}"
+        ) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn whole_numbers_with_a_suffix_are_exact((n, suffix) in quantity()) {
+            let (text, multiplier) = SUFFIXES[suffix];
+            let parsed = parse(&format!("{n}{text}")).map(Quantity::nanos);
+            prop_assert_eq!(parsed, Ok(i128::from(n) * multiplier));
+            let negative = parse(&format!("-{n}{text}")).map(Quantity::nanos);
+            prop_assert_eq!(negative, Ok(-i128::from(n) * multiplier));
+        }
+
+        #[test]
+        fn ordering_matches_suffix_arithmetic(a in quantity(), b in quantity()) {
+            let text = |(n, suffix): (u32, usize)| format!("{n}{}", SUFFIXES[suffix].0);
+            let value = |(n, suffix): (u32, usize)| i128::from(n) * SUFFIXES[suffix].1;
+            match (parse(&text(a)), parse(&text(b))) {
+                (Ok(left), Ok(right)) => {
+                    prop_assert_eq!(left.cmp(&right), value(a).cmp(&value(b)));
+                }
+                other => prop_assert!(false, "does not parse: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn a_fraction_rounds_up_to_the_next_nano_unit(
+            whole in 0u32..1_000_000, fraction in "[0-9]{1,15}"
+        ) {
+            let parsed = parse(&format!("{whole}.{fraction}")).map(Quantity::nanos);
+            // Scale the fraction to exactly nine digits, rounding up what falls below a nano.
+            let (kept, dropped) = fraction.split_at(fraction.len().min(9));
+            let nanos: i128 = format!("{kept:0<9}").parse().unwrap_or(i128::MIN);
+            let round_up = i128::from(dropped.bytes().any(|b| b != b'0'));
+            prop_assert_eq!(parsed, Ok(i128::from(whole) * NANOS_PER_UNIT + nanos + round_up));
+        }
+    }
+}

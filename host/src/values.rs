@@ -760,3 +760,97 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A plugin name and a setting path under it, as `--set` takes them.
+    fn set_path() -> impl Strategy<Value = (String, Vec<String>)> {
+        (
+            "[a-z][a-z0-9-]{0,12}",
+            prop::collection::vec("[a-zA-Z0-9_/~ -]{1,8}", 1..5),
+        )
+    }
+
+    fn pointer(keys: &[String]) -> String {
+        keys.iter()
+            .map(|k| format!("/{}", escape_pointer(k)))
+            .collect()
+    }
+
+    fn config(values: &Values, plugin: &str) -> Result<Value, TestCaseError> {
+        values
+            .config_for(plugin, "{}", r#"{"type": "object"}"#)
+            .map_err(|e| TestCaseError::fail(e.to_string()))
+    }
+
+    proptest! {
+        #[test]
+        fn values_files_never_panic(text in any::<String>()) {
+            let _ = Values::default().add_yaml(Path::new("v.yaml"), &text);
+        }
+
+        #[test]
+        fn yaml_like_values_files_never_panic(
+            text in "([a-z]{1,3}|[:\\-\\[\\]{},&*!|>'\"#%@` ]|\n {0,4}){0,80}"
+        ) {
+            let mut values = Values::default();
+            if values.add_yaml(Path::new("v.yaml"), &text).is_ok() {
+                let _ = values.check_sections(["a", "b"]);
+                let _ = values.config_for("a", "{}", r#"{"type": "object"}"#);
+            }
+        }
+
+        #[test]
+        fn sets_never_panic(arg in any::<String>()) {
+            let mut values = Values::default();
+            if values.add_set(&arg).is_ok() {
+                let plugin = arg.split('.').next().unwrap_or_default();
+                let _ = values.config_for(plugin, "{}", r#"{"type": "object"}"#);
+            }
+        }
+
+        #[test]
+        fn a_quoted_set_round_trips_any_string(
+            (plugin, keys) in set_path(), value in any::<String>()
+        ) {
+            let mut values = Values::default();
+            values
+                .add_set(&format!("{plugin}.{}=\"{value}\"", keys.join(".")))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let config = config(&values, &plugin)?;
+            prop_assert_eq!(config.pointer(&pointer(&keys)), Some(&Value::String(value)));
+        }
+
+        #[test]
+        fn numbers_and_booleans_set_keep_their_type(
+            (plugin, keys) in set_path(), number in any::<i64>(), flag in any::<bool>()
+        ) {
+            let mut values = Values::default();
+            let path = keys.join(".");
+            values
+                .add_set(&format!("{plugin}.{path}.number={number}"))
+                .and_then(|()| values.add_set(&format!("{plugin}.{path}.flag={flag}")))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let config = config(&values, &plugin)?;
+            let at = |leaf: &str| config.pointer(&format!("{}/{leaf}", pointer(&keys))).cloned();
+            prop_assert_eq!(at("number"), Some(Value::from(number)));
+            prop_assert_eq!(at("flag"), Some(Value::Bool(flag)));
+        }
+
+        #[test]
+        fn a_later_set_wins((plugin, keys) in set_path(), first in "[a-z]{1,8}", second in "[a-z]{1,8}") {
+            let mut values = Values::default();
+            let path = keys.join(".");
+            for value in [&first, &second] {
+                values
+                    .add_set(&format!("{plugin}.{path}='{value}'"))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            let config = config(&values, &plugin)?;
+            prop_assert_eq!(config.pointer(&pointer(&keys)), Some(&Value::String(second)));
+        }
+    }
+}

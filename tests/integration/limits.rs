@@ -2,27 +2,46 @@
 //! written over an earlier good render.
 
 use std::fs;
+use std::path::Path;
 
-use crate::support::{HOSTILE, Host, REDIS, read_dir};
+use crate::support::{
+    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, Host, INFO_LOOP, REDIS, WIT_NEXT, read_dir,
+};
 
 /// Renders the hostile fixture with `behaviour` into a folder holding an earlier good render,
 /// and checks the failure and that the folder is untouched.
 #[track_caller]
 fn refused(behaviour: &str, extra: &[&str], needle: &str) -> String {
+    let set = format!("hostile.behaviour={behaviour}");
+    let mut args = vec!["--set", set.as_str()];
+    args.extend_from_slice(extra);
+    plugin_refused(HOSTILE, &args, needle)
+}
+
+/// Renders `plugin` beside redis into a folder holding an earlier good render, and checks for
+/// exit 1, one error that names the plugin file and contains `needle`, and an untouched folder.
+#[track_caller]
+fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
     let host = Host::new();
     let out = host.path("out");
     let out_arg = out.to_str().expect("utf-8");
     host.run(&["render", "-p", REDIS, "-o", out_arg]).success();
     let before = read_dir(&out);
-    let set = format!("hostile.behaviour={behaviour}");
-    let mut args = vec![
-        "render", "-p", REDIS, "-p", HOSTILE, "--set", &set, "-o", out_arg,
-    ];
+    let mut args = vec!["render", "-p", REDIS, "-p", plugin, "-o", out_arg];
     args.extend_from_slice(extra);
     let run = host.run(&args).failure(needle);
+    let file = Path::new(plugin)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("a file name");
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
     assert!(
-        run.stderr.contains("mathison_fixture_hostile.wasm"),
-        "names the plugin: {}",
+        matches!(errors.as_slice(), [error] if error.contains(file)),
+        "one error line, naming {file}: {}",
         run.stderr
     );
     assert_eq!(read_dir(&out), before, "the earlier render is untouched");
@@ -40,6 +59,25 @@ fn an_endless_loop_hits_the_time_limit() {
         "loop",
         &["--timeout", "1s"],
         "render did not finish within the time limit of 1s",
+    );
+}
+
+#[test]
+fn an_endless_loop_in_info_hits_the_time_limit() {
+    plugin_refused(
+        INFO_LOOP,
+        &["--timeout", "1s"],
+        "info did not finish within the time limit of 1s (--timeout)",
+    );
+}
+
+#[test]
+fn a_plugin_blocked_in_a_host_call_is_abandoned_at_the_time_limit() {
+    // std::thread::sleep(1h) blocks inside WASI's poll, where epoch interruption cannot reach.
+    refused(
+        "sleep",
+        &["--timeout", "1s"],
+        "render did not finish within the time limit of 1s (--timeout)",
     );
 }
 
@@ -63,6 +101,34 @@ fn stack_overflow_and_panics_are_traps_with_the_plugins_words() {
 }
 
 #[test]
+fn an_unreachable_instruction_is_a_trap() {
+    refused(
+        "unreachable",
+        &[],
+        "render trapped: wasm trap: wasm `unreachable` instruction executed",
+    );
+}
+
+#[test]
+fn a_flood_of_objects_hits_the_memory_cap() {
+    // A million objects outgrow the plugin's 256 MiB before it can return them.
+    refused(
+        "flood",
+        &[],
+        "render exceeded the memory limit of 256 MiB (--max-memory)",
+    );
+}
+
+#[test]
+fn one_huge_string_hits_the_output_cap() {
+    refused(
+        "huge-string",
+        &[],
+        "bytes, more than the 16777216-byte limit (--max-output)",
+    );
+}
+
+#[test]
 fn plugin_errors_are_reported() {
     refused("invalid-config", &[], "behaviour: not today");
 }
@@ -76,6 +142,135 @@ fn policy_refusals() {
         "bad-quantity",
         &[],
         "spec.resources.requests.storage: \"10 GB\" is not a quantity",
+    );
+    refused("namespace", &[], "pass --allow-cluster-scoped to accept it");
+    refused(
+        "user-secret",
+        &[],
+        "Secret/mathison-secrets: Secret/mathison-secrets belongs to the user (--user-owned)",
+    );
+}
+
+#[test]
+fn opt_ins_accept_what_policy_refuses_by_default() {
+    let host = Host::new();
+    let run = host
+        .run(&[
+            "render",
+            "-p",
+            HOSTILE,
+            "--set",
+            "hostile.behaviour=namespace",
+            "--allow-cluster-scoped",
+        ])
+        .success();
+    assert!(run.stdout.contains("kind: Namespace"), "{}", run.stdout);
+    host.run(&[
+        "render",
+        "-p",
+        HOSTILE,
+        "--set",
+        "hostile.behaviour=user-secret",
+        "--user-owned",
+        "Secret/something-else",
+    ])
+    .success();
+}
+
+#[test]
+fn malformed_bodies_are_refused_with_the_object_named() {
+    refused(
+        "invalid-json",
+        &[],
+        "ConfigMap/broken: the body is not valid JSON: key must be a string",
+    );
+    refused(
+        "deep-json",
+        &[],
+        "ConfigMap/deep: the body is not valid JSON: recursion limit exceeded",
+    );
+    refused(
+        "missing-api-version",
+        &[],
+        "ConfigMap/anonymous: apiVersion: is missing in the body",
+    );
+    refused(
+        "bad-kind",
+        &[],
+        "kind: \"configmap\" is not a kind; expected e.g. `ConfigMap`",
+    );
+}
+
+#[test]
+fn a_plugin_returning_one_object_twice_is_refused() {
+    refused(
+        "duplicate",
+        &[],
+        "hostile (mathison_fixture_hostile.wasm): ConfigMap/twin is returned twice",
+    );
+}
+
+#[test]
+fn imports_the_sandbox_does_not_provide_are_refused_at_load() {
+    plugin_refused(
+        EVIL_IMPORT,
+        &[],
+        "imports `evil:net/socket`, which the sandbox does not provide",
+    );
+    plugin_refused(
+        HTTP_IMPORT,
+        &[],
+        "imports `wasi:http/outgoing-handler@0.2.0`, which the sandbox does not provide",
+    );
+}
+
+#[test]
+fn another_wit_version_is_refused_saying_what_was_expected_and_found() {
+    plugin_refused(
+        WIT_NEXT,
+        &[],
+        "targets `mathison:plugin/types@0.2.0`, but this host serves `mathison:plugin@0.1.0`",
+    );
+}
+
+/// What the `escape` behaviour saw, from its ConfigMap in a fresh render.
+fn escape_attempts() -> serde_json::Value {
+    let run = Host::new()
+        .run(&[
+            "render",
+            "-p",
+            HOSTILE,
+            "--set",
+            "hostile.behaviour=escape",
+            "--format",
+            "json",
+        ])
+        .success();
+    let list: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|o| o["metadata"]["name"] == "escape"))
+        .map(|o| o["data"].clone())
+        .expect("the escape ConfigMap")
+}
+
+#[test]
+fn a_plugin_sees_no_files_environment_network_clock_or_randomness() {
+    let seen = escape_attempts();
+    let text = |key: &str| seen[key].as_str().unwrap_or_default().to_string();
+    assert_eq!(text("environment"), "{}", "{seen:#}");
+    assert_eq!(text("arguments"), "0", "{seen:#}");
+    for denied in ["file", "directory", "connect"] {
+        assert!(text(denied).starts_with("error: "), "{denied}: {seen:#}");
+    }
+    // 2024-01-01T00:00:00Z, the instant the host fixes.
+    assert_eq!(text("wall-clock"), "1704067200", "{seen:#}");
+    assert_eq!(text("monotonic-elapsed-ns"), "0", "{seen:#}");
+    assert_eq!(text("random").len(), 16, "{seen:#}");
+    assert_eq!(
+        escape_attempts()["random"],
+        seen["random"],
+        "randomness is the same in every run"
     );
 }
 

@@ -3,7 +3,10 @@
 
 mod support;
 
+mod apply;
+mod authoring;
 mod cache;
 mod cli;
+mod determinism;
 mod limits;
 mod render;

@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use mathison_test_artifacts::{HOSTILE, POSTGRES, REDIS};
+pub use mathison_test_artifacts::{
+    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, INFO_LOOP, POSTGRES, REDIS, WIT_NEXT,
+};
 
 /// The host binary with a clean environment: its own cache folder and no user settings, so a
 /// test sees neither the developer's cache nor their `MATHISON_*` variables.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle_k8s import Rendered, load_rendered, rendered_dir_from_env
+from oracle_k8s import Rendered, load_rendered, missing_files, rendered_dir_from_env
 from oracle_runtime import PodRoot
 
 
@@ -18,6 +18,18 @@ def pytest_configure(config):
         rendered_dir_from_env()
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+
+
+def pytest_collection_finish(session):
+    # The generic tests (schema, cross references, checkov) judge any render; a service's
+    # contract tests declare the file they read as RENDERED_FILES and need it to be there.
+    # A missing one fails the run: a contract that tests nothing must not pass.
+    needed = {name for item in session.items for name in getattr(item.module, "RENDERED_FILES", ())}
+    directory = rendered_dir_from_env()
+    missing = missing_files(directory, needed)
+    if missing:
+        pytest.exit(f"{directory} lacks {', '.join(missing)}, which the selected contract tests "
+                    "read; render those plugins or deselect their tests", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")

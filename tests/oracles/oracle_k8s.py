@@ -13,7 +13,6 @@ from typing import Iterator
 import yaml
 
 RENDERED_DIR_ENV = "MATHISON_RENDERED_DIR"
-EXPECTED_FILES = ("postgres.yaml", "redis.yaml", "mathison-host.yaml")
 # Created by the operator (step 32), referenced by the manifests, never rendered by us.
 USER_OWNED_SECRET = "mathison-secrets"
 
@@ -49,13 +48,16 @@ def rendered_dir_from_env() -> Path:
     """The folder under test; raises ValueError with an actionable message when unusable."""
     value = os.environ.get(RENDERED_DIR_ENV)
     if not value:
-        raise ValueError(f"{RENDERED_DIR_ENV} is not set: point it at the folder the renderer wrote "
-                         f"({', '.join(EXPECTED_FILES)})")
+        raise ValueError(f"{RENDERED_DIR_ENV} is not set: point it at the folder `mathison-host render -o` wrote")
     directory = Path(value)
-    missing = [name for name in EXPECTED_FILES if not (directory / name).is_file()]
-    if missing:
-        raise ValueError(f"{RENDERED_DIR_ENV}={directory} lacks {', '.join(missing)}")
+    if not any([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        raise ValueError(f"{RENDERED_DIR_ENV}={directory} holds no rendered YAML file")
     return directory
+
+
+def missing_files(directory: Path, names) -> list[str]:
+    """Which of the plugin files `names` (e.g. postgres.yaml) the rendered folder lacks."""
+    return sorted(name for name in set(names) if not (directory / name).is_file())
 
 
 def load_rendered(directory: Path) -> list[Rendered]:

@@ -6,9 +6,11 @@ import posixpath
 import psycopg
 import pytest
 
-from oracle_postgres import PostgresServer, pgserver_bin_dir, read_postgres_layout, user_secret_key
+from oracle_postgres import POSTGRES_FILE, PostgresServer, pgserver_bin_dir, read_postgres_layout, user_secret_key
 from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, free_loopback_port, give_to_server_user, probe_hosts
 
+# The file these tests read (see conftest.py).
+RENDERED_FILES = (POSTGRES_FILE,)
 CLIENT_BINARIES = ("pg_isready", "psql")
 
 

@@ -7,10 +7,12 @@ import pytest
 
 from oracle_k8s import mount_containing, volumes_by_name
 from oracle_quantity import parse_quantity
-from oracle_redis import RedisServer, read_redis_layout
+from oracle_redis import REDIS_FILE, RedisServer, read_redis_layout
 from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, free_loopback_port, give_to_server_user, probe_hosts, \
     which_or_fail
 
+# The file these tests read (see conftest.py).
+RENDERED_FILES = (REDIS_FILE,)
 CLIENT_BINARIES = ("redis-cli",)
 # MANIFESTS.md: keep maxmemory at most 75% of the memory limit (AOF rewrites need headroom).
 MAXMEMORY_SHARE_OF_LIMIT = 0.75

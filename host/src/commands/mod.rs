@@ -1,6 +1,9 @@
 //! One file per subcommand: an Args struct and its `run`.
 
+pub mod apply;
+pub mod diff;
 pub mod inspect;
+pub mod new;
 pub mod render;
 pub mod validate;
 
@@ -18,6 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(command) => command.run(verbose),
         Command::Validate(command) => command.run(verbose),
         Command::Inspect(command) => command.run(verbose),
+        Command::New(command) => command.run(verbose),
+        Command::Apply(command) => command.run(verbose),
+        Command::Diff(command) => command.run(verbose),
     }
 }
 

@@ -5,6 +5,15 @@
 //! randomness, stdout discarded and stderr captured (bounded) so that a panic message reaches
 //! the error. Compilation, the expensive part, happens once per plugin file (or never, with the
 //! on-disk cache) and is shared through an [`InstancePre`](wasmtime::component::InstancePre).
+//!
+//! The time limit is enforced twice. Epoch interruption stops running wasm code, but it cannot
+//! stop a host call that blocks: WASI's `monotonic-clock.subscribe-duration` + `poll` is a real
+//! sleep (`std::thread::sleep(1h)` in a plugin), and so is any future blocking import. So each
+//! call runs on a thread of its own and the caller waits at most the limit plus a grace period;
+//! past it the call is reported as timed out and its thread abandoned. That is sound because
+//! the thread owns everything it touches (its own Store, a clone of the InstancePre) and the CLI
+//! exits right after reporting. Shadowing the clock imports to make sleeps return at once was
+//! the alternative; it covers only the sleeps we think of, and changes what a plugin observes.
 
 mod bindings;
 mod cache;
@@ -13,6 +22,7 @@ mod sandbox;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
@@ -26,6 +36,13 @@ use sandbox::SandboxState;
 
 /// How often the epoch ticks; the time limit is rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long past the time limit the watchdog waits for a call: long enough that a call the
+/// epoch deadline interrupts always reports its own trap first.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+/// Deep recursion in a plugin must trap cleanly, well before the host's own stack.
+const MAX_WASM_STACK: usize = 1 << 20;
+/// The native stack of a call thread: the wasm stack plus room for wasmtime's and WASI's frames.
+const CALL_THREAD_STACK: usize = MAX_WASM_STACK + (4 << 20);
 
 /// Resource limits of one plugin call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +140,12 @@ pub enum CallError {
     },
     #[error("render failed: {0}")]
     Plugin(contract::RenderError),
+    #[error("{call} could not start: cannot create a thread for it")]
+    Thread {
+        call: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -189,8 +212,7 @@ impl Runtime {
         config
             .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed)
-            // Deep recursion in a plugin must trap cleanly, well before the host's own stack.
-            .max_wasm_stack(1 << 20);
+            .max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config).map_err(|e| RuntimeError(format!("{e:#}")))?;
         start_epoch_ticker(&engine)?;
 
@@ -273,8 +295,9 @@ impl Runtime {
     ) -> Result<Called<RenderOutput>, CallError> {
         const CALL: &str = "render";
         let context = convert::render_context(context);
-        let called = self.call(plugin, CALL, |plugin, store| {
-            plugin.call_render(store, &context, config)
+        let config = config.to_string();
+        let called = self.call(plugin, CALL, move |plugin, store| {
+            plugin.call_render(store, &context, &config)
         })?;
         let output = called
             .value
@@ -298,55 +321,94 @@ impl Runtime {
         Ok(())
     }
 
-    /// Instantiates the plugin in a fresh sandbox and runs `f` under the limits.
-    fn call<T>(
+    /// Runs `f` on a fresh instance of the plugin, on a thread of its own (see the module
+    /// docs), and waits for it at most the time limit plus [`WATCHDOG_GRACE`].
+    fn call<T: Send + 'static>(
         &self,
         plugin: &LoadedPlugin,
         call: &'static str,
-        f: impl FnOnce(&bindings::Plugin, &mut Store<SandboxState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&bindings::Plugin, &mut Store<SandboxState>) -> wasmtime::Result<T>
+        + Send
+        + 'static,
     ) -> Result<Called<T>, CallError> {
-        let mut store = Store::new(&self.engine, SandboxState::new(&self.limits));
-        store.limiter(|state| &mut state.limits);
-        let ticks = self
-            .limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis());
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-
-        let result = plugin
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&instance, &mut store));
-        let state = store.into_data();
-        match result {
-            Ok(value) => Ok(Called {
-                value,
-                logs: state.logs,
+        let engine = self.engine.clone();
+        let pre = plugin.pre.clone();
+        let limits = self.limits;
+        // Capacity 1: the thread's only send never blocks, even when nobody waits any more.
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let thread = thread::Builder::new()
+            .name(format!("plugin-{call}"))
+            .stack_size(CALL_THREAD_STACK)
+            .spawn(move || {
+                // An abandoned call finds the receiver gone; there is no one left to tell.
+                let _ = sender.send(sandboxed_call(&engine, &pre, &limits, call, f));
+            })
+            .map_err(|source| CallError::Thread { call, source })?;
+        match receiver.recv_timeout(limits.timeout.saturating_add(WATCHDOG_GRACE)) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(CallError::Timeout {
+                call,
+                limit: limits.timeout,
             }),
-            Err(error) => Err(self.classify(call, &error, state.stderr())),
+            // The thread always sends before it ends, unless the host itself panicked in it.
+            Err(RecvTimeoutError::Disconnected) => std::panic::resume_unwind(
+                thread
+                    .join()
+                    .expect_err("a call thread that did not answer panicked"),
+            ),
         }
     }
+}
 
-    fn classify(&self, call: &'static str, error: &wasmtime::Error, stderr: String) -> CallError {
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::Timeout {
+/// Instantiates the plugin in a fresh sandbox and runs `f` under the limits.
+fn sandboxed_call<T>(
+    engine: &Engine,
+    pre: &bindings::PluginPre<SandboxState>,
+    limits: &Limits,
+    call: &'static str,
+    f: impl FnOnce(&bindings::Plugin, &mut Store<SandboxState>) -> wasmtime::Result<T>,
+) -> Result<Called<T>, CallError> {
+    let mut store = Store::new(engine, SandboxState::new(limits));
+    store.limiter(|state| &mut state.limits);
+    let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+
+    let result = pre
+        .instantiate(&mut store)
+        .and_then(|instance| f(&instance, &mut store));
+    let state = store.into_data();
+    match result {
+        Ok(value) => Ok(Called {
+            value,
+            logs: state.logs,
+        }),
+        Err(error) => Err(classify(limits, call, &error, state.stderr())),
+    }
+}
+
+fn classify(
+    limits: &Limits,
+    call: &'static str,
+    error: &wasmtime::Error,
+    stderr: String,
+) -> CallError {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout {
+            call,
+            limit: limits.timeout,
+        },
+        _ if format!("{error:#}").contains("forcing trap when growing memory") => {
+            CallError::MemoryLimit {
                 call,
-                limit: self.limits.timeout,
-            },
-            _ if format!("{error:#}").contains("forcing trap when growing memory") => {
-                CallError::MemoryLimit {
-                    call,
-                    limit_bytes: self.limits.memory_bytes,
-                }
+                limit_bytes: limits.memory_bytes,
             }
-            _ => CallError::Trap {
-                call,
-                message: trap_message(error),
-                stderr,
-            },
         }
+        _ => CallError::Trap {
+            call,
+            message: trap_message(error),
+            stderr,
+        },
     }
 }
 

@@ -1,0 +1,321 @@
+//! Bringing a cluster to the rendered state, as Helm 4, Timoni and `kpt live` do: server-side
+//! apply in install order under the field manager `mathison-host`, membership in a KEP-3659
+//! ApplySet so a later `--prune` deletes exactly what this tool applied and no longer renders,
+//! and `--wait` for StatefulSets to roll out.
+//!
+//! [`plan`] decides what is sent without a cluster; [`wait`] and [`diff`] are pure functions
+//! of observed objects; [`cluster`] is the only code that talks to an API server, behind the
+//! [`Cluster`] trait so everything else is tested against a fake.
+
+pub mod cluster;
+pub mod diff;
+pub mod plan;
+pub mod wait;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::ResourceExt as _;
+use kube::api::ListParams;
+
+pub use cluster::{Cluster, ClusterError};
+use plan::{FIELD_MANAGER, GroupKind, PART_OF, Plan, Target};
+use wait::{Readiness, WaitSettings};
+
+use crate::decode::ObjectId;
+use crate::merge::Placed;
+use crate::output::{self, Format, OutputError};
+
+/// Why an apply, prune, wait or diff stopped. Each reads as one line naming the object.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("cannot {action} {object}: {error}")]
+    Cluster {
+        action: &'static str,
+        object: String,
+        error: ClusterError,
+    },
+    #[error(
+        "{object} exists but is not managed by {FIELD_MANAGER} (tooling: {tooling}); refusing to take over its set"
+    )]
+    ForeignParent { object: String, tooling: String },
+    #[error("not ready after {}s: {}", .timeout.as_secs_f32(), .not_ready.join("; "))]
+    NotReady {
+        timeout: Duration,
+        not_ready: Vec<String>,
+    },
+    #[error("cannot build the request for {object}: {error}")]
+    Request { object: String, error: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+impl ApplyError {
+    fn cluster(action: &'static str, target: &Target, error: ClusterError) -> Self {
+        ApplyError::Cluster {
+            action,
+            object: target.to_string(),
+            error,
+        }
+    }
+}
+
+/// How to apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Take over fields that other field managers own instead of failing with a conflict.
+    pub force_conflicts: bool,
+    /// The server checks and reports everything and persists nothing (`dryRun=All`).
+    pub dry_run: bool,
+    /// Delete members of the set that the render no longer contains.
+    pub prune: bool,
+    /// Wait for StatefulSets to be ready, within these settings.
+    pub wait: Option<WaitSettings>,
+}
+
+/// What the user sees as an apply proceeds.
+pub trait Reporter {
+    fn applied(&mut self, target: &Target, dry_run: bool);
+    fn pruned(&mut self, target: &Target, dry_run: bool);
+    /// `target`'s readiness changed (or was first seen) while waiting.
+    fn readiness(&mut self, target: &Target, readiness: &Readiness);
+}
+
+/// Each step's target; kinds the host does not know are looked up in the cluster's discovery
+/// before anything is sent, so a missing CRD stops the apply before it starts.
+fn resolve(cluster: &impl Cluster, plan: &Plan) -> Result<Vec<Target>, ApplyError> {
+    plan.steps
+        .iter()
+        .map(|step| {
+            let resource = match &step.resource {
+                Some(resource) => resource.clone(),
+                None => cluster
+                    .discover(
+                        &step.id.group,
+                        step.api_version.rsplit('/').next(),
+                        &step.id.kind,
+                    )
+                    .map_err(|error| ApplyError::cluster("apply", &step.offline_target(), error))?,
+            };
+            Ok(step.target(resource))
+        })
+        .collect()
+}
+
+/// Applies `plan`: the ApplySet parent (listing old and new group-kinds, so an interrupted
+/// run can still be pruned), every object in install order, then the prune, then the wait.
+pub fn apply(
+    cluster: &impl Cluster,
+    plan: &Plan,
+    options: &Options,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ApplyError> {
+    let applyset = &plan.applyset;
+    let previous = match cluster
+        .get(&applyset.parent)
+        .map_err(|e| ApplyError::cluster("read", &applyset.parent, e))?
+    {
+        Some(parent) => match plan::parent_tooling(&parent) {
+            Some(tooling) if tooling.starts_with(&format!("{FIELD_MANAGER}/")) => {
+                plan::contained_group_kinds(&parent)
+            }
+            tooling => {
+                return Err(ApplyError::ForeignParent {
+                    object: applyset.parent.to_string(),
+                    tooling: tooling.unwrap_or("none").to_string(),
+                });
+            }
+        },
+        None => BTreeSet::new(),
+    };
+    let targets = resolve(cluster, plan)?;
+    let params = plan::patch_params(options.force_conflicts, options.dry_run);
+    let current = plan.group_kinds();
+    let everything: BTreeSet<GroupKind> = previous.union(&current).cloned().collect();
+
+    let apply_one = |target: &Target, body: &serde_json::Value, reporter: &mut dyn Reporter| {
+        cluster
+            .apply(target, body, &params)
+            .map_err(|e| ApplyError::cluster("apply", target, e))?;
+        reporter.applied(target, options.dry_run);
+        Ok::<_, ApplyError>(())
+    };
+    let parent_at = plan.parent_position();
+    for (index, (step, target)) in plan.steps.iter().zip(&targets).enumerate() {
+        if index == parent_at {
+            apply_one(
+                &applyset.parent,
+                &applyset.parent_body(&everything),
+                reporter,
+            )?;
+        }
+        apply_one(target, &step.body, reporter)?;
+    }
+    if parent_at == plan.steps.len() {
+        apply_one(
+            &applyset.parent,
+            &applyset.parent_body(&everything),
+            reporter,
+        )?;
+    }
+
+    if options.prune {
+        prune(
+            cluster,
+            plan,
+            &targets,
+            &everything,
+            options.dry_run,
+            reporter,
+        )?;
+        // Only now may the parent forget the group-kinds that no longer have members.
+        apply_one(&applyset.parent, &applyset.parent_body(&current), reporter)?;
+    }
+    match options.wait {
+        Some(settings) if !options.dry_run => {
+            wait::wait_ready(cluster, &targets, settings, reporter)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Deletes the members of the set, of any group-kind it ever contained, that `plan` no longer
+/// renders. Only objects labelled with this set's id are candidates.
+fn prune(
+    cluster: &impl Cluster,
+    plan: &Plan,
+    targets: &[Target],
+    group_kinds: &BTreeSet<GroupKind>,
+    dry_run: bool,
+    reporter: &mut dyn Reporter,
+) -> Result<(), ApplyError> {
+    let applyset = &plan.applyset;
+    let rendered: BTreeSet<ObjectId> = plan.steps.iter().map(|step| step.id.clone()).collect();
+    let selector = ListParams::default().labels(&format!("{PART_OF}={}", applyset.id));
+    for group_kind in group_kinds {
+        let rendered_target = plan
+            .steps
+            .iter()
+            .zip(targets)
+            .find(|(step, _)| step.group_kind() == *group_kind);
+        let resource = match rendered_target {
+            Some((_, target)) => target.resource.clone(),
+            None => match cluster.discover(&group_kind.group, None, &group_kind.kind) {
+                Ok(resource) => resource,
+                // The kind is gone from the cluster (its CRD deleted), and its objects with it.
+                Err(ClusterError::UnknownKind { .. }) => continue,
+                Err(error) => {
+                    return Err(ApplyError::Cluster {
+                        action: "find",
+                        object: group_kind.to_string(),
+                        error,
+                    });
+                }
+            },
+        };
+        let namespace = resource
+            .namespaced
+            .then_some(applyset.parent.namespace.as_deref())
+            .flatten();
+        let listed = cluster
+            .list(&resource, namespace, &selector)
+            .map_err(|error| ApplyError::Cluster {
+                action: "list",
+                object: group_kind.to_string(),
+                error,
+            })?;
+        for object in plan::prune_candidates(&applyset.id, group_kind, &listed, &rendered) {
+            let target = Target {
+                resource: resource.clone(),
+                namespace: object.namespace(),
+                name: object.name_any(),
+            };
+            cluster
+                .delete(&target, dry_run)
+                .map_err(|e| ApplyError::cluster("prune", &target, e))?;
+            reporter.pruned(&target, dry_run);
+        }
+    }
+    Ok(())
+}
+
+/// `--dry-run=client`: each request `apply` would send, in order, and the object it sends,
+/// as a YAML stream. Needs no cluster; kinds the host does not know get kube's guessed plural.
+pub fn describe(plan: &Plan, options: &Options) -> Result<String, ApplyError> {
+    let params = plan::patch_params(options.force_conflicts, false);
+    let parent = (
+        plan.applyset.parent.clone(),
+        plan.applyset.parent_body(&plan.group_kinds()),
+    );
+    let mut requests: Vec<(Target, &serde_json::Value)> = plan
+        .steps
+        .iter()
+        .map(|step| (step.offline_target(), &step.body))
+        .collect();
+    requests.insert(plan.parent_position(), (parent.0, &parent.1));
+
+    let mut text = String::new();
+    for (target, body) in requests {
+        let request =
+            plan::describe_apply(&target, body, &params).map_err(|error| ApplyError::Request {
+                object: target.to_string(),
+                error: error.to_string(),
+            })?;
+        let placed = Placed {
+            origin: String::new(),
+            id: ObjectId {
+                group: target.resource.api.group.clone(),
+                kind: target.resource.api.kind.clone(),
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
+            },
+            body: body.clone(),
+        };
+        let document = output::to_string(&[&placed], Format::Yaml)?;
+        text.push_str(&format!(
+            "---\n# {request}\n{}",
+            document.trim_start_matches("---\n")
+        ));
+    }
+    Ok(text)
+}
+
+/// One object's difference between the cluster and the render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectDiff {
+    pub target: Target,
+    pub diff: String,
+}
+
+/// `diff`: each object as the cluster has it against what a server-side dry run of the apply
+/// returns; objects without differences are left out. Conflicts are forced, as `kubectl diff`
+/// does, to show the result rather than the conflict.
+pub fn diff(cluster: &impl Cluster, plan: &Plan) -> Result<Vec<ObjectDiff>, ApplyError> {
+    let targets = resolve(cluster, plan)?;
+    let params = plan::patch_params(true, true);
+    let mut diffs = Vec::new();
+    for (step, target) in plan.steps.iter().zip(targets) {
+        let live = cluster
+            .get(&target)
+            .map_err(|e| ApplyError::cluster("read", &target, e))?;
+        let merged = cluster
+            .apply(&target, &step.body, &params)
+            .map_err(|e| ApplyError::cluster("dry-run apply", &target, e))?;
+        let label = format!(
+            "{}/{}/{}/{}",
+            step.api_version,
+            step.id.kind,
+            step.id.namespace.as_deref().unwrap_or("_"),
+            step.id.name
+        );
+        if let Some(diff) = diff::unified(&label, live.as_ref(), &merged) {
+            diffs.push(ObjectDiff { target, diff });
+        }
+    }
+    Ok(diffs)
+}
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
