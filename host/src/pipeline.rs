@@ -78,12 +78,10 @@ pub fn describe(
 ) -> Result<(LoadedPlugin, PluginInfo, Vec<LogLine>), PipelineError> {
     let label = plan::label(path);
     let loaded = runtime.load(path)?;
-    let called = runtime
-        .info(&loaded)
-        .map_err(|error| PipelineError::Call {
-            plugin: label.clone(),
-            error,
-        })?;
+    let called = runtime.info(&loaded).map_err(|error| PipelineError::Call {
+        plugin: label.clone(),
+        error,
+    })?;
     check_info(&label, &called.value)?;
     Ok((loaded, called.value, called.logs))
 }

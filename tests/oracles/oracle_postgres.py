@@ -3,6 +3,7 @@ image's entrypoint would: bootstrap superuser/database from POSTGRES_USER/POSTGR
 from POSTGRES_PASSWORD_FILE, PGDATA where the manifest puts it, init SQL from the ConfigMap."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import posixpath
 import secrets
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from oracle_k8s import (Rendered, USER_OWNED_SECRET, container_env, iter_configmap_mount_files, mount_containing,
                         only_container, only_statefulset_in, volumes_by_name)
-from oracle_runtime import PodRoot, as_server_user, describe, exec_probes, run_bounded
+from oracle_runtime import (PodRoot, as_server_user, describe, exec_probes, free_loopback_port, give_to_server_user,
+                            run_bounded)
 
 POSTGRES_FILE = "postgres.yaml"
 # The official image's entrypoint contract (docker-library/postgres), not rendered values.
@@ -148,3 +150,19 @@ class PostgresServer:
         for path in sorted(self.layout.init_scripts):
             assert path.endswith(".sql"), f"the oracle only runs .sql init scripts, got {path}"
             self.psql_as_superuser(self.layout.database, "-f", str(self.pod.host_path(path)))
+
+
+@contextlib.contextmanager
+def running_postgres(layout: PostgresLayout, pod: PodRoot):
+    """A PostgreSQL server on a free loopback port, initialised as the image's entrypoint would
+    from the rendered layout, stopped on exit."""
+    server = PostgresServer(layout, pod, free_loopback_port())
+    server.prepare_pod_files()
+    give_to_server_user(pod.root)
+    server.initdb()
+    server.start()
+    try:
+        server.run_entrypoint_init()
+        yield server
+    finally:
+        server.stop()

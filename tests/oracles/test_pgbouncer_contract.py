@@ -12,7 +12,7 @@ import pytest
 
 from oracle_k8s import (Rendered, container_ports, find_object, iter_configmap_mount_files, only_container,
                         volumes_by_name)
-from oracle_postgres import POSTGRES_FILE, PostgresServer, read_postgres_layout
+from oracle_postgres import POSTGRES_FILE, read_postgres_layout, running_postgres
 from oracle_runtime import as_server_user, free_loopback_port, give_to_server_user, wait_until, which_or_fail
 
 PGBOUNCER_FILE = "pgbouncer.yaml"
@@ -48,18 +48,8 @@ def parse_ini(text: str) -> configparser.ConfigParser:
 
 @pytest.fixture(scope="module")
 def postgres(objects, make_pod_root):
-    layout = read_postgres_layout(objects)
-    pod = make_pod_root("pgbouncer-postgres")
-    server = PostgresServer(layout, pod, free_loopback_port())
-    server.prepare_pod_files()
-    give_to_server_user(pod.root)
-    server.initdb()
-    server.start()
-    try:
-        server.run_entrypoint_init()
+    with running_postgres(read_postgres_layout(objects), make_pod_root("pgbouncer-postgres")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

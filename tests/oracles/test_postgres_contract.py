@@ -6,8 +6,8 @@ import posixpath
 import psycopg
 import pytest
 
-from oracle_postgres import POSTGRES_FILE, PostgresServer, pgserver_bin_dir, read_postgres_layout, user_secret_key
-from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, free_loopback_port, give_to_server_user, probe_hosts
+from oracle_postgres import POSTGRES_FILE, PostgresServer, pgserver_bin_dir, read_postgres_layout, running_postgres, user_secret_key
+from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, probe_hosts
 
 # The file these tests read (see conftest.py).
 RENDERED_FILES = (POSTGRES_FILE,)
@@ -21,17 +21,8 @@ def layout(objects):
 
 @pytest.fixture(scope="module")
 def server(layout, make_pod_root):
-    pod = make_pod_root("postgres")
-    server = PostgresServer(layout, pod, free_loopback_port())
-    server.prepare_pod_files()
-    give_to_server_user(pod.root)
-    server.initdb()
-    server.start()
-    try:
-        server.run_entrypoint_init()
+    with running_postgres(layout, make_pod_root("postgres")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
