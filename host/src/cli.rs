@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{apply, diff, inspect, new, render, validate};
-use crate::quantity;
 use crate::runtime::Limits;
+use mathison_quantity::Quantity;
 
 /// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -158,9 +158,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    let parsed = quantity::parse(text).map_err(|e| e.to_string())?;
-    u64::try_from(quantity::whole_units(parsed))
-        .ok()
+    let parsed: Quantity = text
+        .parse()
+        .map_err(|e: mathison_quantity::ParseError| e.to_string())?;
+    parsed
+        .value()
+        .and_then(|bytes| u64::try_from(bytes).ok())
         .filter(|bytes| *bytes > 0)
         .ok_or_else(|| format!("{text:?} must be a positive size"))
 }

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::contract::Envelope;
-use crate::quantity;
+use mathison_quantity::Quantity;
 
 /// The identity of an object in a cluster: two objects with the same id are the same object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -478,7 +478,8 @@ fn check_quantity_map<'a>(
         path.push(Segment::Key(key));
         if holds_quantities || key == "sizeLimit" {
             let text = child.as_str().unwrap_or_default();
-            quantity::parse(text).map_err(|e| Problem::new(path_string(path), e.to_string()))?;
+            text.parse::<Quantity>()
+                .map_err(|e| Problem::new(path_string(path), e.to_string()))?;
         } else {
             check_quantities(child, path)?;
         }
@@ -578,7 +579,7 @@ mod tests {
         assert_eq!(
             error(statefulset("256 MB")),
             "redis.wasm: StatefulSet/redis: spec.template.spec.containers[0].resources.limits.memory: \
-             \"256 MB\" is not a quantity (unknown suffix); expected e.g. \"500m\", \"2\", \"256Mi\" or \"10Gi\""
+             \"256 MB\" is not a Kubernetes quantity; try \"256Mi\""
         );
     }
 

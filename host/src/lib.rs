@@ -25,6 +25,5 @@ pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
-pub mod quantity;
 pub mod runtime;
 pub mod values;

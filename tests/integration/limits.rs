@@ -141,7 +141,7 @@ fn policy_refusals() {
     refused(
         "bad-quantity",
         &[],
-        "spec.resources.requests.storage: \"10 GB\" is not a quantity",
+        "spec.resources.requests.storage: \"10 GB\" is not a Kubernetes quantity; try \"10Gi\"",
     );
     refused("namespace", &[], "pass --allow-cluster-scoped to accept it");
     refused(

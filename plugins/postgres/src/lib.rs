@@ -208,20 +208,20 @@ impl Plugin for Postgres {
                 config.init_script(),
             )])),
             ..Default::default()
-        })
-        .push(k8s::headless_service(
-            ctx, HEADLESS, &labels, &selector, PORT,
-        ))
-        .push(k8s::cluster_ip_service(ctx, NAME, &labels, &selector, PORT))
-        .push(k8s::ingress_only_network_policy(
+        });
+        k8s::push_database_network(
+            &mut out,
             ctx,
-            NAME,
-            &labels,
-            &selector,
-            &config.client_labels,
-            PORT,
-        ))
-        .push(stateful_set(ctx, &config, labels, selector));
+            k8s::DatabaseNetwork {
+                name: NAME,
+                headless: HEADLESS,
+                labels: &labels,
+                selector: &selector,
+                client_labels: &config.client_labels,
+                port: PORT,
+            },
+        );
+        out.push(stateful_set(ctx, &config, labels, selector));
 
         let (user, database, port) = (&config.user, &config.database, PORT.port);
         out.connection("DATABASE_HOST", &host)

@@ -212,20 +212,20 @@ impl Plugin for Redis {
                 config.redis_conf(maxmemory),
             )])),
             ..Default::default()
-        })
-        .push(k8s::headless_service(
-            ctx, HEADLESS, &labels, &selector, PORT,
-        ))
-        .push(k8s::cluster_ip_service(ctx, NAME, &labels, &selector, PORT))
-        .push(k8s::ingress_only_network_policy(
+        });
+        k8s::push_database_network(
+            &mut out,
             ctx,
-            NAME,
-            &labels,
-            &selector,
-            &config.client_labels,
-            PORT,
-        ))
-        .push(stateful_set(ctx, &config, labels, selector));
+            k8s::DatabaseNetwork {
+                name: NAME,
+                headless: HEADLESS,
+                labels: &labels,
+                selector: &selector,
+                client_labels: &config.client_labels,
+                port: PORT,
+            },
+        );
+        out.push(stateful_set(ctx, &config, labels, selector));
 
         if config.auth.existing_secret.is_some() {
             out.secret_connection(

@@ -20,7 +20,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::{Context, Quantity};
+use crate::{Context, Output, Quantity};
 
 /// Metadata for a namespaced object in the render's namespace.
 pub fn meta(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
@@ -326,7 +326,7 @@ pub fn cluster_ip_service(
 
 /// The headless Service that governs a StatefulSet: stable per-pod DNS, published before the
 /// pod is ready so that peers and init tooling can resolve it.
-pub fn headless_service(
+fn headless_service(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
@@ -339,7 +339,7 @@ pub fn headless_service(
 /// A NetworkPolicy for the pods matching `selector`: ingress only from pods of the same
 /// namespace labelled `client_labels`, on `port`; no egress at all (a database starts no
 /// connections, not even DNS).
-pub fn ingress_only_network_policy(
+fn ingress_only_network_policy(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
@@ -372,4 +372,44 @@ pub fn ingress_only_network_policy(
             egress: None,
         }),
     }
+}
+
+/// How clients reach a single-port database: the pods that serve it and the pods that may
+/// connect to them.
+#[derive(Clone, Copy, Debug)]
+pub struct DatabaseNetwork<'a> {
+    /// Name of the ClusterIP Service that clients use, and of the NetworkPolicy.
+    pub name: &'a str,
+    /// Name of the headless Service: the StatefulSet's `serviceName`.
+    pub headless: &'a str,
+    /// Labels of the three objects.
+    pub labels: &'a BTreeMap<String, String>,
+    /// Labels of the database's pods.
+    pub selector: &'a BTreeMap<String, String>,
+    /// Labels a client pod must carry to connect.
+    pub client_labels: &'a BTreeMap<String, String>,
+    pub port: NamedPort<'a>,
+}
+
+/// Adds what every single-port database needs on the network: its headless Service, its
+/// ClusterIP Service and its ingress-only NetworkPolicy.
+pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseNetwork<'_>) {
+    let DatabaseNetwork {
+        name,
+        headless,
+        labels,
+        selector,
+        client_labels,
+        port,
+    } = network;
+    out.push(headless_service(ctx, headless, labels, selector, port))
+        .push(cluster_ip_service(ctx, name, labels, selector, port))
+        .push(ingress_only_network_policy(
+            ctx,
+            name,
+            labels,
+            selector,
+            client_labels,
+            port,
+        ));
 }

@@ -65,7 +65,6 @@ pub mod k8s;
 pub mod labels;
 pub mod log;
 mod output;
-pub mod quantity;
 mod schema;
 pub mod testing;
 pub mod validate;
@@ -88,6 +87,8 @@ pub mod bindings {
 pub use bindings::mathison::plugin::types::{
     ConnectionValue, FieldError, KindRef, Object, PluginInfo, RenderContext as Context, RenderError,
 };
+/// Kubernetes quantities, parsed and compared exactly (the host uses the same parser).
+pub use mathison_quantity as quantity;
 pub use output::Output;
 pub use quantity::Quantity;
 

@@ -1,5 +1,7 @@
 //! Kubernetes resource quantities (`250m`, `1Gi`, `1e3`), parsed exactly as the API server does,
-//! so a plugin can reject a bad value or a limit below its request before Kubernetes would.
+//! so a plugin can reject a bad value or a limit below its request before Kubernetes would, and
+//! the host can refuse a bad quantity in a plugin's output (k8s-openapi keeps them as unchecked
+//! strings). One parser for both, so they can never disagree.
 //!
 //! The grammar (from `k8s.io/apimachinery/pkg/api/resource`):
 //!
@@ -13,13 +15,9 @@
 //! number          ::= digits | digits "." digits | digits "." | "." digits
 //! ```
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
-
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The grammar above as a JSON Schema pattern, so that the host rejects a bad quantity while
 /// validating the configuration, before `render` runs.
@@ -276,21 +274,24 @@ fn parse_suffix(suffix: &str) -> Option<(u32, i32)> {
     (power.abs() <= MAX_EXPONENT).then_some((0, power))
 }
 
-impl Serialize for Quantity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+#[cfg(feature = "serde")]
+impl serde::Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.text)
     }
 }
 
-impl<'de> Deserialize<'de> for Quantity {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
 }
 
-impl JsonSchema for Quantity {
-    fn schema_name() -> Cow<'static, str> {
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for Quantity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
         "Quantity".into()
     }
 
@@ -298,11 +299,12 @@ impl JsonSchema for Quantity {
         true
     }
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "pattern": PATTERN })
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": PATTERN })
     }
 }
 
+#[cfg(feature = "k8s-openapi")]
 impl From<&Quantity> for k8s_openapi::apimachinery::pkg::api::resource::Quantity {
     fn from(q: &Quantity) -> Self {
         Self(q.text.clone())
@@ -411,5 +413,88 @@ mod tests {
             err.as_deref(),
             Some("\"10 GB\" is not a Kubernetes quantity; try \"10Gi\"")
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NANOS_PER_UNIT: i128 = 1_000_000_000;
+
+    /// Suffixes with their value in nano-units.
+    const SUFFIXES: &[(&str, i128)] = &[
+        ("n", 1),
+        ("u", 1_000),
+        ("m", 1_000_000),
+        ("", NANOS_PER_UNIT),
+        ("k", 1_000 * NANOS_PER_UNIT),
+        ("Ki", 1024 * NANOS_PER_UNIT),
+        ("M", 1_000_000 * NANOS_PER_UNIT),
+        ("Mi", (1 << 20) * NANOS_PER_UNIT),
+        ("G", 1_000_000_000 * NANOS_PER_UNIT),
+        ("Gi", (1 << 30) * NANOS_PER_UNIT),
+        ("T", 1_000_000_000_000 * NANOS_PER_UNIT),
+        ("Ti", (1 << 40) * NANOS_PER_UNIT),
+        ("P", 1_000_000_000_000_000 * NANOS_PER_UNIT),
+        ("Pi", (1 << 50) * NANOS_PER_UNIT),
+        ("E", 1_000_000_000_000_000_000 * NANOS_PER_UNIT),
+        ("Ei", (1 << 60) * NANOS_PER_UNIT),
+        ("e3", 1_000 * NANOS_PER_UNIT),
+        ("E-3", 1_000_000),
+    ];
+
+    fn quantity() -> impl Strategy<Value = (u32, usize)> {
+        (any::<u32>(), 0..SUFFIXES.len())
+    }
+
+    /// Whole units, rounded up, of a non-negative number of nano-units.
+    fn units_rounded_up(nanos: i128) -> i128 {
+        (nanos + NANOS_PER_UNIT - 1) / NANOS_PER_UNIT
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(text in any::<String>()) {
+            let _ = text.parse::<Quantity>();
+        }
+
+        #[test]
+        fn parse_never_panics_on_near_quantities(
+            text in "[+-]?[0-9]{0,45}(\\.[0-9]{0,45})?(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]{1,12})?[ .a-zA-Z]{0,2}"
+        ) {
+            let _ = text.parse::<Quantity>();
+        }
+
+        #[test]
+        fn whole_numbers_with_a_suffix_have_their_value((n, suffix) in quantity()) {
+            let (text, multiplier) = SUFFIXES[suffix];
+            let parsed = format!("{n}{text}").parse::<Quantity>().map(|q| q.value());
+            prop_assert_eq!(parsed, Ok(Some(units_rounded_up(i128::from(n) * multiplier))));
+        }
+
+        #[test]
+        fn ordering_matches_suffix_arithmetic(a in quantity(), b in quantity()) {
+            let text = |(n, suffix): (u32, usize)| format!("{n}{}", SUFFIXES[suffix].0);
+            let value = |(n, suffix): (u32, usize)| i128::from(n) * SUFFIXES[suffix].1;
+            match (text(a).parse::<Quantity>(), text(b).parse::<Quantity>()) {
+                (Ok(left), Ok(right)) => {
+                    prop_assert_eq!(left.cmp(&right), value(a).cmp(&value(b)));
+                    let (neg_left, neg_right) = (format!("-{}", text(a)), format!("-{}", text(b)));
+                    if let (Ok(nl), Ok(nr)) = (neg_left.parse::<Quantity>(), neg_right.parse::<Quantity>()) {
+                        prop_assert_eq!(nl.cmp(&nr), value(b).cmp(&value(a)));
+                    }
+                }
+                other => prop_assert!(false, "does not parse: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn a_fraction_rounds_up_to_the_next_unit(whole in 0u32..1_000_000, fraction in "[0-9]{1,11}") {
+            let value = format!("{whole}.{fraction}").parse::<Quantity>().map(|q| q.value());
+            let round_up = i128::from(fraction.bytes().any(|b| b != b'0'));
+            prop_assert_eq!(value, Ok(Some(i128::from(whole) + round_up)));
+        }
     }
 }
