@@ -46,5 +46,8 @@ $(PGBOUNCER_WASM): plugins/pgbouncer/build $(wildcard plugins/pgbouncer/*.py) wi
 deps:
 	bash .ci/install-deps
 
-bench: plugins host
+# Whole-process benchmarks (BENCHMARKS.md); the hostile fixture's `many` behaviour is the
+# 1000-object plugin.
+bench: wasm-target host
+	$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS) -p mathison-fixture-hostile
 	bash tests/bench/render.sh
