@@ -116,8 +116,11 @@ fn decode_envelope(envelope: &Envelope) -> Result<Decoded, Problem> {
             false,
         ),
     };
-    check_names(&envelope.kind, &body)?;
-    check_quantities(&body, &mut Vec::new())?;
+    check_name(&envelope.kind, &body)?;
+    for_each_object(&body, &mut Vec::new(), &mut |map, path| {
+        check_container_names(map, path)?;
+        check_quantity_fields(map, path)
+    })?;
 
     Ok(Decoded {
         id: ObjectId {
@@ -385,105 +388,108 @@ fn find_unknown_field<'a>(
     }
 }
 
-/// Names the API server would refuse: `metadata.name` and container names.
-fn check_names(kind: &str, body: &Value) -> Result<(), Problem> {
-    if let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) {
-        // Services and Namespaces become DNS labels; everything else a DNS subdomain.
-        let (ok, expected) = match kind {
-            "Service" => (
-                is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
-                "a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter",
-            ),
-            "Namespace" => (
-                is_dns_label(name),
-                "a DNS-1123 label: at most 63 lower-case letters, digits and '-'",
-            ),
-            _ => (
-                is_dns_subdomain(name),
-                "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253",
-            ),
-        };
-        if !ok {
-            return Err(Problem::new(
-                "metadata.name",
-                format!("{name:?} is not a valid name; expected {expected}"),
-            ));
-        }
+/// The API server would refuse an invalid `metadata.name`.
+fn check_name(kind: &str, body: &Value) -> Result<(), Problem> {
+    let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    // Services and Namespaces become DNS labels; everything else a DNS subdomain.
+    let (ok, expected) = match kind {
+        "Service" => (
+            is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
+            "a DNS-1035 label: at most 63 lower-case letters, digits and '-', starting with a letter",
+        ),
+        "Namespace" => (
+            is_dns_label(name),
+            "a DNS-1123 label: at most 63 lower-case letters, digits and '-'",
+        ),
+        _ => (
+            is_dns_subdomain(name),
+            "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253",
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            "metadata.name",
+            format!("{name:?} is not a valid name; expected {expected}"),
+        ))
     }
-    check_container_names(body, &mut Vec::new())
 }
 
-fn check_container_names<'a>(value: &'a Value, path: &mut Vec<Segment<'a>>) -> Result<(), Problem> {
+/// Calls `check` on every JSON object inside `value` (itself included), depth first, with its
+/// path. Depth is bounded by serde_json's nesting limit, which parsing already enforced.
+fn for_each_object<'a>(
+    value: &'a Value,
+    path: &mut Vec<Segment<'a>>,
+    check: &mut impl FnMut(&'a Map<String, Value>, &[Segment<'a>]) -> Result<(), Problem>,
+) -> Result<(), Problem> {
     match value {
         Value::Object(map) => {
+            check(map, path)?;
             for (key, child) in map {
                 path.push(Segment::Key(key));
-                if matches!(key.as_str(), "containers" | "initContainers")
-                    && let Some(containers) = child.as_array()
-                {
-                    for (index, container) in containers.iter().enumerate() {
-                        let name = container.get("name").and_then(Value::as_str).unwrap_or("");
-                        if !is_dns_label(name) {
-                            path.push(Segment::Index(index));
-                            path.push(Segment::Key("name"));
-                            return Err(Problem::new(
-                                path_string(path),
-                                format!(
-                                    "{name:?} is not a valid container name; expected a DNS-1123 label"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                check_container_names(child, path)?;
+                for_each_object(child, path, check)?;
                 path.pop();
             }
-            Ok(())
         }
         Value::Array(items) => {
             for (index, child) in items.iter().enumerate() {
                 path.push(Segment::Index(index));
-                check_container_names(child, path)?;
+                for_each_object(child, path, check)?;
                 path.pop();
             }
-            Ok(())
         }
-        _ => Ok(()),
+        _ => {}
     }
+    Ok(())
+}
+
+/// Container names become DNS labels (and pod hostnames' parts).
+fn check_container_names<'a>(
+    map: &'a Map<String, Value>,
+    path: &[Segment<'a>],
+) -> Result<(), Problem> {
+    for key in ["containers", "initContainers"] {
+        let Some(containers) = map.get(key).and_then(Value::as_array) else {
+            continue;
+        };
+        for (index, container) in containers.iter().enumerate() {
+            let name = container.get("name").and_then(Value::as_str).unwrap_or("");
+            if !is_dns_label(name) {
+                let field = [
+                    Segment::Key(key),
+                    Segment::Index(index),
+                    Segment::Key("name"),
+                ];
+                return Err(Problem::new(
+                    path_string(&[path, &field].concat()),
+                    format!("{name:?} is not a valid container name; expected a DNS-1123 label"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks every field that holds a quantity: resource limits and requests, quotas, capacities,
 /// overheads and emptyDir size limits.
-fn check_quantities<'a>(value: &'a Value, path: &mut Vec<Segment<'a>>) -> Result<(), Problem> {
-    match value {
-        Value::Object(map) => check_quantity_map(map, path),
-        Value::Array(items) => {
-            for (index, child) in items.iter().enumerate() {
-                path.push(Segment::Index(index));
-                check_quantities(child, path)?;
-                path.pop();
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-fn check_quantity_map<'a>(
+fn check_quantity_fields<'a>(
     map: &'a Map<String, Value>,
-    path: &mut Vec<Segment<'a>>,
+    path: &[Segment<'a>],
 ) -> Result<(), Problem> {
     let holds_quantities = is_quantity_map(path);
     for (key, child) in map {
-        path.push(Segment::Key(key));
         if holds_quantities || key == "sizeLimit" {
             let text = child.as_str().unwrap_or_default();
-            text.parse::<Quantity>()
-                .map_err(|e| Problem::new(path_string(path), e.to_string()))?;
-        } else {
-            check_quantities(child, path)?;
+            text.parse::<Quantity>().map_err(|e| {
+                Problem::new(
+                    path_string(&[path, &[Segment::Key(key)]].concat()),
+                    e.to_string(),
+                )
+            })?;
         }
-        path.pop();
     }
     Ok(())
 }

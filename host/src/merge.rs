@@ -357,7 +357,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(kind: &str, name: &str) -> Decoded {
+    pub(super) fn object(kind: &str, name: &str) -> Decoded {
         Decoded {
             id: ObjectId {
                 group: String::new(),
@@ -525,24 +525,10 @@ mod tests {
 mod proptests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::json;
 
     const KINDS: &[&str] = &["ConfigMap", "Secret", "Service", "StatefulSet"];
 
-    fn object(kind: &str, name: &str) -> Decoded {
-        Decoded {
-            id: ObjectId {
-                group: String::new(),
-                kind: kind.into(),
-                namespace: None,
-                name: name.into(),
-            },
-            api_version: "v1".into(),
-            namespaced: true,
-            typed: true,
-            body: json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}),
-        }
-    }
+    use super::tests::object;
 
     /// Up to five plugins, each with objects drawn from a small set of identities so that
     /// collisions are common, and with at most one connection value each.

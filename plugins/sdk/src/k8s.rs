@@ -324,18 +324,6 @@ pub fn cluster_ip_service(
     service(ctx, name, labels, selector, port, false)
 }
 
-/// The headless Service that governs a StatefulSet: stable per-pod DNS, published before the
-/// pod is ready so that peers and init tooling can resolve it.
-fn headless_service(
-    ctx: &Context,
-    name: &str,
-    labels: &BTreeMap<String, String>,
-    selector: &BTreeMap<String, String>,
-    port: NamedPort<'_>,
-) -> Service {
-    service(ctx, name, labels, selector, port, true)
-}
-
 /// A NetworkPolicy for the pods matching `selector`: ingress only from pods of the same
 /// namespace labelled `client_labels`, on `port`; no egress at all (a database starts no
 /// connections, not even DNS).
@@ -402,7 +390,9 @@ pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseN
         client_labels,
         port,
     } = network;
-    out.push(headless_service(ctx, headless, labels, selector, port))
+    // The headless Service governs the StatefulSet: stable per-pod DNS, published before the
+    // pod is ready so that peers and init tooling can resolve it.
+    out.push(service(ctx, headless, labels, selector, port, true))
         .push(cluster_ip_service(ctx, name, labels, selector, port))
         .push(ingress_only_network_policy(
             ctx,
