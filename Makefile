@@ -8,14 +8,16 @@ PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
 
 .PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench pgbouncer
 
+# Recipes of the render path are silent (@): stdout carries only the manifests, so that
+# `make render | kubectl apply -f -` works. Builds report on stderr.
 render: plugins host
-	./target/release/mathison-host render --plugin postgres --plugin redis
+	@./target/release/mathison-host render --plugin postgres --plugin redis
 
 plugins: wasm-target
-	$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS)
+	@$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS)
 
 host:
-	$(CARGO) build --quiet --release -p mathison-host
+	@$(CARGO) build --quiet --release -p mathison-host
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

@@ -109,9 +109,14 @@ pub fn files(objects: &[Placed], format: Format) -> Result<BTreeMap<String, Stri
         .collect()
 }
 
+/// The list of files the last render wrote into a folder, so that the next render can remove
+/// the files of plugins no longer rendered (which `kubectl apply -f DIR` would still apply)
+/// without ever touching files it did not write.
+pub const WRITTEN_LIST: &str = ".mathison-host-files";
+
 /// Writes `files` into `dir`, all or nothing as far as the file system allows: every file is
 /// first written and synced under a temporary name, and only then are they renamed into place.
-/// Other files in `dir` are left alone.
+/// Files the previous render wrote and this one does not are removed; other files are left alone.
 pub fn write_dir(
     dir: &Path,
     files: &BTreeMap<String, String>,
@@ -121,8 +126,11 @@ pub fn write_dir(
         move |source| OutputError::Write { path, source }
     };
     fs::create_dir_all(dir).map_err(write_error(dir))?;
-    let mut staged = Vec::with_capacity(files.len());
-    for (name, contents) in files {
+    let previous = fs::read_to_string(dir.join(WRITTEN_LIST)).unwrap_or_default();
+    let list: String = files.keys().map(|name| format!("{name}\n")).collect();
+
+    let mut staged = Vec::with_capacity(files.len() + 1);
+    for (name, contents) in files.iter().chain([(&WRITTEN_LIST.to_string(), &list)]) {
         let target = dir.join(name);
         let mut temp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
@@ -141,6 +149,21 @@ pub fn write_dir(
             source: e.error,
         })?;
         written.push(target);
+    }
+    // Only plain names from our own list: a hand-edited list cannot reach outside `dir`.
+    for stale in previous.lines().filter(|name| {
+        !files.contains_key(*name)
+            && !name.is_empty()
+            && !name.contains(['/', '\\'])
+            && !name.starts_with('.')
+    }) {
+        let path = dir.join(stale);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(OutputError::Write { path, source: e });
+            }
+            _ => {}
+        }
     }
     Ok(written)
 }
@@ -214,8 +237,34 @@ mod tests {
         );
         assert_eq!(
             fs::read_dir(dir.path())?.count(),
-            2,
-            "no temporary files left behind"
+            3,
+            "the two files and the list; no temporary files left behind"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn write_dir_removes_only_files_it_wrote_before() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        fs::write(dir.path().join("kustomization.yaml"), "resources: []\n")?;
+        let both = BTreeMap::from([
+            ("postgres.yaml".to_string(), "pg\n".to_string()),
+            ("redis.yaml".to_string(), "redis\n".to_string()),
+        ]);
+        write_dir(dir.path(), &both)?;
+        let postgres_only = BTreeMap::from([("postgres.yaml".to_string(), "pg\n".to_string())]);
+        write_dir(dir.path(), &postgres_only)?;
+        assert!(
+            !dir.path().join("redis.yaml").exists(),
+            "redis is no longer rendered"
+        );
+        assert!(
+            dir.path().join("kustomization.yaml").exists(),
+            "not ours: kept"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join(WRITTEN_LIST))?,
+            "postgres.yaml\n"
         );
         Ok(())
     }

@@ -24,7 +24,8 @@ pub struct RenderCommand {
     pub format: Format,
 
     /// Write one file per plugin (and `mathison-host.yaml` for the host's own objects) into
-    /// DIR instead of stdout. Nothing is written unless the whole render succeeds.
+    /// DIR instead of stdout. Nothing is written unless the whole render succeeds; files an
+    /// earlier render wrote that this one does not are removed, other files are kept.
     #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 }
