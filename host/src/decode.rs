@@ -528,7 +528,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn envelope(body: Value) -> Envelope {
+    /// An envelope that tells the truth about `body`, carrying `text` as the body.
+    pub(super) fn envelope_of(body: &Value, text: String) -> Envelope {
         Envelope {
             api_version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
             kind: body["kind"].as_str().unwrap_or_default().to_string(),
@@ -537,8 +538,12 @@ mod tests {
                 .unwrap_or_default()
                 .to_string(),
             namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
-            body: body.to_string(),
+            body: text,
         }
+    }
+
+    fn envelope(body: Value) -> Envelope {
+        envelope_of(&body, body.to_string())
     }
 
     fn error(body: Value) -> String {
@@ -698,18 +703,7 @@ mod proptests {
         ]
     }
 
-    fn envelope_of(body: &Value, text: String) -> Envelope {
-        Envelope {
-            api_version: body["apiVersion"].as_str().unwrap_or_default().to_string(),
-            kind: body["kind"].as_str().unwrap_or_default().to_string(),
-            name: body["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            namespace: body["metadata"]["namespace"].as_str().map(str::to_string),
-            body: text,
-        }
-    }
+    use super::tests::envelope_of;
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

@@ -624,6 +624,15 @@ mod tests {
     }"#;
     const DEFAULTS: &str = r#"{"replicas": 1, "persistence": {"enabled": true, "size": "1Gi"}}"#;
 
+    /// The error of the redis configuration, or "" when it is valid.
+    fn redis_config_error(values: &Values) -> String {
+        values
+            .config_for("redis", DEFAULTS, SCHEMA)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn files_then_sets_merge_over_defaults() -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
@@ -651,11 +660,7 @@ mod tests {
             "6Gi"
         );
         values.add_set("redis.replicas='3'")?;
-        let error = values
-            .config_for("redis", DEFAULTS, SCHEMA)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = redis_config_error(&values);
         assert!(
             error.contains(
                 "replicas: \"3\" is not of type \"integer\" (from --set redis.replicas='3')"
@@ -673,11 +678,7 @@ mod tests {
             Path::new("values.yaml"),
             "# comment\nredis:\n  persistence:\n    size: 10 GB\n",
         )?;
-        let error = values
-            .config_for("redis", DEFAULTS, SCHEMA)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = redis_config_error(&values);
         assert!(
             error.starts_with(
                 "redis: invalid configuration\n  persistence.size: \"10 GB\" does not match"
@@ -692,11 +693,7 @@ mod tests {
     fn unknown_keys_are_refused_by_the_schema() -> Result<(), Box<dyn std::error::Error>> {
         let mut values = Values::default();
         values.add_yaml(Path::new("values.yaml"), "redis:\n  persistance: {}\n")?;
-        let error = values
-            .config_for("redis", DEFAULTS, SCHEMA)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = redis_config_error(&values);
         assert_eq!(
             error,
             "redis: invalid configuration\n  persistance: unknown option (check its spelling and \
