@@ -286,7 +286,7 @@ impl Values {
             }
             problems.push(ConfigProblem {
                 path: dotted(&pointer),
-                message: error.to_string(),
+                message: message(&error, &schema),
                 origin: Some(self.origin_of(plugin, &pointer)),
             });
         }
@@ -318,6 +318,27 @@ impl Values {
         }
         Origin::Default
     }
+}
+
+/// What a schema error means to a person. A regular expression says little; the schema's own
+/// description of the field (which the SDK derives from the config's doc comments) says more.
+fn message(error: &jsonschema::ValidationError<'_>, schema: &Value) -> String {
+    if let jsonschema::error::ValidationErrorKind::Pattern { .. } = error.kind()
+        && let Some(description) = error
+            .schema_path()
+            .as_str()
+            .strip_suffix("/pattern")
+            .and_then(|field| schema.pointer(field))
+            .and_then(|field| field.get("description"))
+            .and_then(Value::as_str)
+    {
+        return format!(
+            "{} is not of the expected form: {}",
+            error.instance(),
+            description.replace('\n', " ")
+        );
+    }
+    error.to_string()
 }
 
 /// Deep-merges `overlay` into `base`: mappings merge, anything else replaces.
@@ -686,6 +707,26 @@ mod tests {
             "{error}"
         );
         assert!(error.ends_with("(from values.yaml:4:5)"), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_pattern_error_reads_as_the_fields_description() -> Result<(), Box<dyn std::error::Error>> {
+        let schema = r#"{"type": "object", "properties": {"size": {
+            "type": "string", "pattern": "^[0-9]+Gi$", "description": "Size, as a quantity (\"1Gi\")."
+        }}}"#;
+        let mut values = Values::default();
+        values.add_set("redis.size=10 GB")?;
+        let error = values
+            .config_for("redis", "{}", schema)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            error,
+            "redis: invalid configuration\n  size: \"10 GB\" is not of the expected form: \
+             Size, as a quantity (\"1Gi\"). (from --set redis.size=10 GB)"
+        );
         Ok(())
     }
 
