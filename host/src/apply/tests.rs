@@ -59,6 +59,11 @@ fn known(api_version: &str, kind: &str) -> Resource {
     Resource::known(api_version, kind).expect("known kind")
 }
 
+/// Applies `plan` with no options, discarding progress lines.
+fn apply_plainly(cluster: &FakeCluster, plan: &Plan) -> Result<(), ApplyError> {
+    apply(cluster, plan, &Options::default(), &mut Recorder::default())
+}
+
 fn parent(cluster: &FakeCluster, plan: &Plan) -> Value {
     cluster
         .get(&plan.applyset.parent)
@@ -274,13 +279,7 @@ fn without_prune_the_parent_keeps_listing_old_group_kinds() {
     let mut previous = plan.applyset.parent_body(&plan.group_kinds());
     previous["metadata"]["annotations"][CONTAINS_GROUP_KINDS] = json!("Deployment.apps");
     cluster.insert(&known("v1", "Secret"), Some(NS), previous);
-    apply(
-        &cluster,
-        &plan,
-        &Options::default(),
-        &mut Recorder::default(),
-    )
-    .expect("apply");
+    apply_plainly(&cluster, &plan).expect("apply");
     assert_eq!(
         parent(&cluster, &plan)["metadata"]["annotations"][CONTAINS_GROUP_KINDS],
         "ConfigMap,Deployment.apps,Service,StatefulSet.apps"
@@ -295,13 +294,7 @@ fn a_parent_of_another_tool_is_never_taken_over() {
     let mut foreign = plan.applyset.parent_body(&plan.group_kinds());
     foreign["metadata"]["annotations"][TOOLING] = json!("kubectl/v1.33");
     cluster.insert(&known("v1", "Secret"), Some(NS), foreign);
-    let error = apply(
-        &cluster,
-        &plan,
-        &Options::default(),
-        &mut Recorder::default(),
-    )
-    .expect_err("foreign parent");
+    let error = apply_plainly(&cluster, &plan).expect_err("foreign parent");
     assert_eq!(
         error.to_string(),
         format!(
@@ -322,13 +315,7 @@ fn unknown_kinds_are_discovered_first_and_a_missing_crd_sends_nothing() {
     ));
     let plan = Plan::new(&objects, NS, "mathison");
     let cluster = FakeCluster::default();
-    let error = apply(
-        &cluster,
-        &plan,
-        &Options::default(),
-        &mut Recorder::default(),
-    )
-    .expect_err("no CRD");
+    let error = apply_plainly(&cluster, &plan).expect_err("no CRD");
     assert_eq!(
         error.to_string(),
         format!(
@@ -346,13 +333,7 @@ fn unknown_kinds_are_discovered_first_and_a_missing_crd_sends_nothing() {
         )],
         ..FakeCluster::default()
     };
-    apply(
-        &cluster,
-        &plan,
-        &Options::default(),
-        &mut Recorder::default(),
-    )
-    .expect("apply");
+    apply_plainly(&cluster, &plan).expect("apply");
     assert!(
         cluster
             .calls()
@@ -377,13 +358,7 @@ fn an_api_error_stops_the_apply_and_names_the_object() {
         ..FakeCluster::default()
     };
     let plan = Plan::new(&rendered(), NS, "mathison");
-    let error = apply(
-        &cluster,
-        &plan,
-        &Options::default(),
-        &mut Recorder::default(),
-    )
-    .expect_err("forbidden");
+    let error = apply_plainly(&cluster, &plan).expect_err("forbidden");
     assert_eq!(
         error.to_string(),
         format!("cannot apply Service {NS}/db: forbidden (403): services \"db\" is forbidden")
