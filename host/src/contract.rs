@@ -11,7 +11,9 @@ pub const WIT_PACKAGE: &str = "mathison:plugin";
 pub const WIT_VERSION: &str = "0.1.0";
 
 /// How loud a plugin's log line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum LogLevel {
     Debug,
     Info,
@@ -31,14 +33,16 @@ impl fmt::Display for LogLevel {
 }
 
 /// One line a plugin logged through the `host.log` import.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogLine {
     pub level: LogLevel,
     pub message: String,
 }
 
 /// The apiVersion and kind of an object.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct KindRef {
     pub api_version: String,
     pub kind: String,
@@ -51,7 +55,7 @@ impl fmt::Display for KindRef {
 }
 
 /// What a plugin says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,

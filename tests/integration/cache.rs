@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use crate::support::{Host, POSTGRES, REDIS};
 
+/// The compiled artifacts in the cache (each has a `.json` manifest beside it).
 fn entries(host: &Host) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = fs::read_dir(host.cache.path())
         .map(|dir| dir.map(|e| e.expect("entry").path()).collect())
         .unwrap_or_default();
+    entries.retain(|path| path.extension().is_some_and(|ext| ext == "cwasm"));
     entries.sort();
     entries
 }
@@ -26,6 +28,13 @@ fn a_cache_hit_renders_identical_bytes() {
         cold.stderr
     );
     assert_eq!(entries(&host).len(), 2, "one entry per plugin");
+    for entry in entries(&host) {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(entry.with_extension("json")).expect("manifest"))
+                .expect("manifest is JSON");
+        let name = manifest["info"]["value"]["name"].as_str();
+        assert!(matches!(name, Some("postgres" | "redis")), "{manifest}");
+    }
     let warm = host
         .run(&["-v", "render", "-p", POSTGRES, "-p", REDIS])
         .success();
@@ -35,6 +44,8 @@ fn a_cache_hit_renders_identical_bytes() {
         warm.stderr
     );
     assert_eq!(cold.stdout, warm.stdout);
+    // Logs and notes too: what `info` said is served from the entry, as it was first said.
+    assert_eq!(cold.stderr.replace("Miss", "Hit"), warm.stderr);
     let uncached = host
         .run(&["render", "--no-cache", "-p", POSTGRES, "-p", REDIS])
         .success();

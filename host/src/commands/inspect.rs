@@ -1,9 +1,13 @@
 //! `mathison-host inspect`: what a plugin is, emits and accepts.
 
 use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
 
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::cli::RuntimeArgs;
 use crate::contract::{self, PluginInfo};
@@ -57,6 +61,16 @@ fn parse(plugin: &str, what: &str, text: &str) -> anyhow::Result<Value> {
         .map_err(|e| anyhow::anyhow!("{plugin}: the plugin's {what} is not JSON: {e}"))
 }
 
+/// The plugin file's SHA-256, the checksum release pages publish (the cache itself keys on
+/// BLAKE3).
+fn sha256_of(path: &Path) -> anyhow::Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
 fn as_json(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<Value> {
     Ok(json!({
         "name": info.name,
@@ -64,7 +78,7 @@ fn as_json(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<Value> {
         "description": info.description,
         "file": loaded.path,
         "size": loaded.size,
-        "sha256": loaded.sha256,
+        "sha256": sha256_of(&loaded.path)?,
         "wit": format!("{}@{}", contract::WIT_PACKAGE, contract::WIT_VERSION),
         "kinds": info.kinds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "defaults": parse(&info.name, "default config", &info.default_config)?,
@@ -85,7 +99,7 @@ fn as_text(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<String> {
         loaded.path.display(),
         loaded.size
     )?;
-    writeln!(out, "sha256:      {}", loaded.sha256)?;
+    writeln!(out, "sha256:      {}", sha256_of(&loaded.path)?)?;
     writeln!(
         out,
         "wit:         {}@{}",

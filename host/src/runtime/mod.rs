@@ -26,7 +26,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 
@@ -158,7 +157,7 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 /// The result of a call, with what the plugin logged along the way.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Called<T> {
     pub value: T,
     pub logs: Vec<LogLine>,
@@ -167,9 +166,12 @@ pub struct Called<T> {
 /// A plugin file that was read, checked and compiled, ready to be called.
 pub struct LoadedPlugin {
     pub path: PathBuf,
-    pub sha256: String,
     pub size: u64,
     pub cache: CacheOutcome,
+    /// The plugin's identity in the cache.
+    blake3: blake3::Hash,
+    /// `info` as the cache remembers it; `None` means the call must be made.
+    cached_info: Option<Called<PluginInfo>>,
     pre: bindings::PluginPre<SandboxState>,
 }
 
@@ -177,7 +179,7 @@ impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedPlugin")
             .field("path", &self.path)
-            .field("sha256", &self.sha256)
+            .field("blake3", &self.blake3)
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
@@ -243,13 +245,17 @@ impl Runtime {
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
         check_component_header(path, &bytes)?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let blake3 = blake3::hash(&bytes);
 
-        let (component, cache_outcome) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &sha256, &bytes),
-            None => (Component::new(&self.engine, &bytes), CacheOutcome::Disabled),
+        let loaded = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &blake3, &bytes),
+            None => cache::Loaded {
+                component: Component::new(&self.engine, &bytes),
+                outcome: CacheOutcome::Disabled,
+                info: None,
+            },
         };
-        let component = component.map_err(|e| LoadError::Invalid {
+        let component = loaded.component.map_err(|e| LoadError::Invalid {
             path: path.to_owned(),
             message: format!("{e:#}"),
         })?;
@@ -269,25 +275,35 @@ impl Runtime {
         })?;
         Ok(LoadedPlugin {
             path: path.to_owned(),
-            sha256,
             size: bytes.len() as u64,
-            cache: cache_outcome,
+            cache: loaded.outcome,
+            blake3,
+            cached_info: loaded.info,
             pre,
         })
     }
 
-    /// Calls the plugin's `info` export.
+    /// The plugin's `info`: from the cache when an earlier call stored it, else by calling the
+    /// export (and storing the answer).
     pub fn info(&self, plugin: &LoadedPlugin) -> Result<Called<PluginInfo>, CallError> {
         const CALL: &str = "info";
-        self.call(plugin, CALL, |plugin, store| plugin.call_info(store))
-            .and_then(|called| {
-                let info = convert::plugin_info(called.value);
-                self.check_size(CALL, convert::plugin_info_size(&info))?;
-                Ok(Called {
-                    value: info,
+        let called = match &plugin.cached_info {
+            Some(cached) => cached.clone(),
+            None => {
+                let called = self.call(plugin, CALL, |plugin, store| plugin.call_info(store))?;
+                let called = Called {
+                    value: convert::plugin_info(called.value),
                     logs: called.logs,
-                })
-            })
+                };
+                if let Some(cache) = &self.cache {
+                    cache.store_info(&plugin.blake3, &called);
+                }
+                called
+            }
+        };
+        // Checked on every use: the limit may be lower than when the answer was stored.
+        self.check_size(CALL, convert::plugin_info_size(&called.value))?;
+        Ok(called)
     }
 
     /// Calls the plugin's `render` export with a validated configuration (JSON text).
@@ -543,10 +559,6 @@ fn first_unsatisfied_import(message: &str) -> String {
         .split('`')
         .nth(1)
         .map_or_else(|| "an import".to_string(), str::to_string)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Conversions between the generated bindings and the host's [`contract`] types.
