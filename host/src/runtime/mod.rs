@@ -219,6 +219,11 @@ impl Runtime {
             // each plugin twice and exits, and setting the images up cost more (11.2 → 8.5 ms
             // for `inspect`, see BENCHMARKS.md).
             .memory_init_cow(false);
+        // Winch, wasmtime's baseline compiler (tier 1 on x86_64), compiles a plugin 3.6x faster
+        // than Cranelift (postgres: 125 vs 453 ms), and for what plugins do, a few objects per
+        // call, its code is as fast within noise (BENCHMARKS.md). Elsewhere, Cranelift.
+        #[cfg(target_arch = "x86_64")]
+        config.strategy(wasmtime::Strategy::Winch);
         let engine = Engine::new(&config).map_err(|e| RuntimeError(format!("{e:#}")))?;
         start_epoch_ticker(&engine)?;
 
