@@ -10,11 +10,14 @@ PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
 
 # Recipes of the render path are silent (@): stdout carries only the manifests, so that
 # `make render | kubectl apply -f -` works. Builds report on stderr.
-render: plugins host
-	@./target/release/mathison-host render --plugin postgres --plugin redis
+render: plugins
+	@./target/release/mathison-host render --allow-precompiled --plugin postgres --plugin redis
 
-plugins: wasm-target
+# The official plugins ship precompiled for this host (postgres.cwasm beside postgres.wasm), so
+# that even a first render, with an empty cache, does not compile them.
+plugins: wasm-target host
 	@$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS)
+	@./target/release/mathison-host compile --plugin-path target/wasm32-wasip2/plugin postgres redis
 
 host:
 	@$(CARGO) build --quiet --release -p mathison-host

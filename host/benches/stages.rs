@@ -23,7 +23,8 @@ fn context() -> RenderContext {
 
 fn stages(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("temp dir");
-    let runtime = Runtime::new(Limits::default(), Some(cache.path().to_owned())).expect("runtime");
+    let runtime =
+        Runtime::new(Limits::default(), Some(cache.path().to_owned()), false).expect("runtime");
     let plugin = runtime
         .load(Path::new(POSTGRES))
         .expect("load (compiles into the cache)");

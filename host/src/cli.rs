@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::commands::{apply, diff, inspect, new, render, validate};
+use crate::commands::{apply, compile, diff, inspect, new, render, validate};
 use crate::runtime::Limits;
 use mathison_quantity::Quantity;
 
@@ -26,6 +26,7 @@ pub enum Command {
     Render(render::RenderCommand),
     Validate(validate::ValidateCommand),
     Inspect(inspect::InspectCommand),
+    Compile(compile::CompileCommand),
     New(new::NewCommand),
     Apply(apply::ApplyCommand),
     Diff(diff::DiffCommand),
@@ -62,6 +63,12 @@ pub struct RuntimeArgs {
     /// Compile plugins every time instead of using the cache.
     #[arg(long = "no-cache", env = "MATHISON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
+
+    /// Load the precompiled code `mathison-host compile` wrote beside a plugin (postgres.cwasm)
+    /// instead of compiling it. That file is native code, outside the sandbox: allow it only
+    /// for plugins that come from the same place as this binary.
+    #[arg(long = "allow-precompiled", env = "MATHISON_ALLOW_PRECOMPILED", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_precompiled: bool,
 }
 
 impl RuntimeArgs {

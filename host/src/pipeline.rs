@@ -4,7 +4,9 @@
 //! and errors are collected in the order the user gave the plugins, so output and the error
 //! reported never depend on thread timing.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crate::contract::{LogLine, PluginInfo};
@@ -196,22 +198,70 @@ fn render_one(
     Ok((contribution, report))
 }
 
-/// Maps `f` over `items` on one thread each; the first error in item order wins.
+/// Maps `f` over `items` on as many threads as there are cores (this one included), each taking
+/// the next item until none is left; the first error in item order wins.
 fn in_parallel<I: Sync, T: Send>(
     items: &[I],
     f: impl Fn(&I) -> Result<T, PipelineError> + Sync,
 ) -> Result<Vec<T>, PipelineError> {
-    if items.len() <= 1 {
+    let workers = thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(items.len());
+    if workers <= 1 {
         return items.iter().map(&f).collect();
     }
-    thread::scope(|scope| {
-        let handles: Vec<_> = items.iter().map(|item| scope.spawn(|| f(item))).collect();
-        handles
-            .into_iter()
-            .map(|handle| match handle.join() {
-                Ok(result) => result,
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(index) else {
+                return done;
+            };
+            done.push((index, f(item)));
+        }
+    };
+    let mut done: Vec<(usize, Result<T, PipelineError>)> = thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut done = work();
+        for helper in helpers {
+            match helper.join() {
+                Ok(results) => done.extend(results),
                 Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+            }
+        }
+        done
+    });
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_results_keep_item_order_and_the_first_error_wins() {
+        let items: Vec<u32> = (0..100).collect();
+        let doubled = in_parallel(&items, |item| Ok(item * 2)).expect("no error");
+        assert_eq!(
+            doubled,
+            items.iter().map(|item| item * 2).collect::<Vec<_>>()
+        );
+
+        let failing = in_parallel(&items, |item| {
+            if item % 30 == 29 {
+                Err(PipelineError::Info {
+                    plugin: item.to_string(),
+                    message: "fails".into(),
+                })
+            } else {
+                Ok(*item)
+            }
+        });
+        assert!(
+            matches!(failing, Err(PipelineError::Info { plugin, .. }) if plugin == "29"),
+            "the first failing item in order is reported"
+        );
+    }
 }

@@ -2,11 +2,11 @@
 //! recompiled and replaced, never trusted.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::support::{Host, POSTGRES, REDIS};
 
-/// The compiled artifacts in the cache (each has a `.json` manifest beside it).
+/// The compiled artifacts in the cache (each has a `.cwasm.json` manifest beside it).
 fn entries(host: &Host) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = fs::read_dir(host.cache.path())
         .map(|dir| dir.map(|e| e.expect("entry").path()).collect())
@@ -14,6 +14,12 @@ fn entries(host: &Host) -> Vec<PathBuf> {
     entries.retain(|path| path.extension().is_some_and(|ext| ext == "cwasm"));
     entries.sort();
     entries
+}
+
+fn manifest_of(artifact: &Path) -> PathBuf {
+    let mut manifest = artifact.as_os_str().to_owned();
+    manifest.push(".json");
+    manifest.into()
 }
 
 #[test]
@@ -30,7 +36,7 @@ fn a_cache_hit_renders_identical_bytes() {
     assert_eq!(entries(&host).len(), 2, "one entry per plugin");
     for entry in entries(&host) {
         let manifest: serde_json::Value =
-            serde_json::from_slice(&fs::read(entry.with_extension("json")).expect("manifest"))
+            serde_json::from_slice(&fs::read(manifest_of(&entry)).expect("manifest"))
                 .expect("manifest is JSON");
         let name = manifest["info"]["value"]["name"].as_str();
         assert!(matches!(name, Some("postgres" | "redis")), "{manifest}");
@@ -102,4 +108,99 @@ fn an_unwritable_cache_still_renders() {
         "{}",
         run.stderr
     );
+}
+
+/// Copies the postgres and redis plugins into the test's folder, compiles them there, and
+/// returns their new paths.
+fn precompiled(host: &Host) -> [String; 2] {
+    let paths = [POSTGRES, REDIS].map(|plugin| {
+        let copy = host.path(
+            Path::new(plugin)
+                .file_name()
+                .expect("file name")
+                .to_str()
+                .expect("utf-8"),
+        );
+        fs::copy(plugin, &copy).expect("copy plugin");
+        copy.to_str().expect("utf-8").to_string()
+    });
+    host.run(&["compile", &paths[0], &paths[1]]).success();
+    paths
+}
+
+#[test]
+fn precompiled_plugins_render_the_same_bytes_without_compiling_or_caching() {
+    let host = Host::new();
+    let [postgres, redis] = precompiled(&host);
+    for plugin in [&postgres, &redis] {
+        assert!(Path::new(plugin).with_extension("cwasm").is_file());
+        assert!(
+            Path::new(&format!(
+                "{}.json",
+                Path::new(plugin).with_extension("cwasm").display()
+            ))
+            .is_file()
+        );
+    }
+    let reference = host
+        .run(&["render", "--no-cache", "-p", &postgres, "-p", &redis])
+        .success()
+        .stdout;
+    let run = host
+        .run(&[
+            "-v",
+            "render",
+            "--allow-precompiled",
+            "-p",
+            &postgres,
+            "-p",
+            &redis,
+        ])
+        .success();
+    assert_eq!(
+        run.stderr.matches("compiled code: Precompiled").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, reference);
+    assert!(
+        entries(&host).is_empty(),
+        "nothing was compiled into the cache"
+    );
+}
+
+#[test]
+fn precompiled_code_is_ignored_unless_allowed_and_intact() {
+    let host = Host::new();
+    let [postgres, redis] = precompiled(&host);
+    let run = host.run(&["-v", "render", "-p", &redis]).success();
+    assert!(run.stderr.contains("compiled code: Miss"), "{}", run.stderr);
+
+    // Another plugin's code under this plugin's name, then a damaged artifact: both compiled.
+    let redis_code = Path::new(&redis).with_extension("cwasm");
+    let postgres_code = Path::new(&postgres).with_extension("cwasm");
+    fs::copy(&postgres_code, &redis_code).expect("copy artifact");
+    fs::copy(manifest_of(&postgres_code), manifest_of(&redis_code)).expect("copy manifest");
+    let mut damaged = fs::read(&postgres_code).expect("read artifact");
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    fs::write(&postgres_code, damaged).expect("damage artifact");
+    for plugin in [&redis, &postgres] {
+        let run = host
+            .run(&[
+                "-v",
+                "render",
+                "--no-cache",
+                "--allow-precompiled",
+                "-p",
+                plugin,
+            ])
+            .success();
+        assert!(
+            run.stderr.contains("compiled code: Disabled"),
+            "{}",
+            run.stderr
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! One file per subcommand: an Args struct and its `run`.
 
 pub mod apply;
+pub mod compile;
 pub mod diff;
 pub mod inspect;
 pub mod new;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(command) => command.run(verbose),
         Command::Validate(command) => command.run(verbose),
         Command::Inspect(command) => command.run(verbose),
+        Command::Compile(command) => command.run(verbose),
         Command::New(command) => command.run(verbose),
         Command::Apply(command) => command.run(verbose),
         Command::Diff(command) => command.run(verbose),
@@ -28,7 +30,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn runtime(args: &RuntimeArgs) -> anyhow::Result<Runtime> {
-    Ok(Runtime::new(args.limits(), args.cache_dir())?)
+    Ok(Runtime::new(
+        args.limits(),
+        args.cache_dir(),
+        args.allow_precompiled,
+    )?)
 }
 
 /// Shows the plugins' log lines and the render's notes on stderr: warnings always, the rest

@@ -1,20 +1,28 @@
-//! The on-disk cache of compiled plugins.
+//! Compiled plugins on disk: the cache, and precompiled artifacts shipped beside plugins.
 //!
-//! Compiling a component costs about a hundred times more than running it, so what a first
-//! render learns is kept under a key that hashes the plugin's BLAKE3 together with wasmtime's
-//! compatibility hash (its version and every engine setting that affects code):
+//! Compiling a component costs far more than running it, so what a first render learns is kept
+//! in an entry for the plugin's BLAKE3 and wasmtime's compatibility hash (its version and every
+//! engine setting that affects code):
 //!
-//! - `<key>.cwasm`: wasmtime's artifact, exactly. A hit maps it from disk
+//! - `<stem>.cwasm`: wasmtime's artifact, exactly. Loading maps it from disk
 //!   (`Component::deserialize_file`) rather than reading and copying ~2 MB per plugin: on a warm
 //!   render, page faults on those copies were most of the time.
-//! - `<key>.json`: the artifact's length and BLAKE3, which a hit checks before trusting the
-//!   mapped code, and the plugin's `info` once a call returned it. `info` takes no input and runs
-//!   in a deterministic sandbox, so its answer is a property of the plugin's bytes; a hit skips
-//!   that call (and its instantiation).
+//! - `<stem>.cwasm.json`: the manifest: which plugin and engine the artifact is for, its length
+//!   and checksum, checked before the mapped code is trusted, and the plugin's `info` once a
+//!   call returned it. `info` takes no input and runs in a deterministic sandbox, so its answer
+//!   is a property of the plugin's bytes; a hit skips that call (and its instantiation).
 //!
-//! An entry whose manifest is missing or does not match its artifact is recompiled and
-//! replaced, never loaded. Both files are written atomically, artifact first, so a reader racing
-//! a writer sees a mismatch at worst, and recompiles.
+//! In the cache the stem is a hash of both identities; `mathison-host compile` writes the same
+//! pair beside the plugin (`postgres.cwasm`) to ship it precompiled. An entry whose manifest is
+//! missing or does not match is never loaded: a cache entry is recompiled and replaced. Both
+//! files are written atomically, artifact first, so a reader racing a writer sees a mismatch at
+//! worst, and recompiles.
+//!
+//! Two hashes, for two jobs. Identity is BLAKE3: whoever supplies a plugin chooses its bytes,
+//! and must not be able to make them collide with another plugin's cached code. The artifact's
+//! checksum is XXH3-128: it catches damage (a truncated copy, a flipped bit), not an attacker,
+//! who could rewrite the manifest as easily as the artifact; at ~3 MB per plugin per render,
+//! BLAKE3 there cost 1-2 ms of a ~10 ms render.
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
@@ -28,13 +36,15 @@ use super::Called;
 use crate::contract::PluginInfo;
 
 /// Bumped when the manifest's meaning changes, so older entries are recompiled.
-const MANIFEST_FORMAT: u32 = 1;
+const MANIFEST_FORMAT: u32 = 2;
 
-/// What happened to the cache while loading one plugin (shown by `inspect` and `-v`).
+/// Where a plugin's compiled code came from (shown by `inspect` and `-v`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
     Disabled,
     Hit,
+    /// From the precompiled artifact shipped beside the plugin (`--allow-precompiled`).
+    Precompiled,
     /// Compiled and stored.
     Miss,
     /// An entry was there but corrupt or foreign; compiled and replaced.
@@ -43,131 +53,148 @@ pub enum CacheOutcome {
     StoreFailed,
 }
 
-/// What the cache knows about one compiled plugin, beside its artifact.
+/// What a compiled artifact is for: one plugin's bytes on one engine configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub plugin: blake3::Hash,
+    pub engine: blake3::Hash,
+}
+
+impl Identity {
+    pub fn new(plugin_bytes: &[u8], engine: &Engine) -> Self {
+        let mut hasher = Blake3Hasher(blake3::Hasher::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Self {
+            plugin: blake3::hash(plugin_bytes),
+            engine: hasher.0.finalize(),
+        }
+    }
+}
+
+/// What is known about one compiled artifact, in the manifest beside it.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Manifest {
     format: u32,
+    plugin_blake3: String,
+    engine_blake3: String,
     artifact_len: u64,
-    artifact_blake3: String,
+    artifact_xxh3: String,
     /// `None` until an `info` call succeeds.
     info: Option<Called<PluginInfo>>,
 }
 
-/// A loaded entry.
-pub struct Loaded {
-    pub component: wasmtime::Result<Component>,
-    pub outcome: CacheOutcome,
-    /// The plugin's `info`, when an earlier call stored it.
+/// One compiled artifact on disk (`<stem>.cwasm`) and its manifest (`<stem>.cwasm.json`).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    artifact: PathBuf,
+    manifest: PathBuf,
+}
+
+/// An entry that was found intact and loaded.
+pub struct Found {
+    pub component: Component,
+    /// The plugin's `info`, when a call stored it.
     pub info: Option<Called<PluginInfo>>,
 }
 
-#[derive(Debug)]
-pub struct ArtifactCache {
-    dir: PathBuf,
-    engine_key: blake3::Hash,
-}
-
-impl ArtifactCache {
-    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
-        let mut hasher = Blake3Hasher(blake3::Hasher::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self {
-            dir,
-            engine_key: hasher.0.finalize(),
-        }
-    }
-
-    /// The entry key of a plugin whose bytes hash to `plugin_blake3`.
-    fn entry_stem(&self, plugin_blake3: &blake3::Hash) -> PathBuf {
+impl Entry {
+    /// The entry of `identity` in the cache directory `dir`.
+    pub fn in_cache(dir: &Path, identity: &Identity) -> Self {
         let key = blake3::Hasher::new()
-            .update(plugin_blake3.as_bytes())
-            .update(self.engine_key.as_bytes())
+            .update(identity.plugin.as_bytes())
+            .update(identity.engine.as_bytes())
             .finalize();
-        self.dir.join(key.to_hex().as_str())
+        Self::at(dir.join(format!("{}.cwasm", key.to_hex())))
     }
 
-    pub fn load_or_compile(
-        &self,
-        engine: &Engine,
-        plugin_blake3: &blake3::Hash,
-        wasm: &[u8],
-    ) -> Loaded {
-        let stem = self.entry_stem(plugin_blake3);
-        let (artifact_path, manifest_path) = (stem.with_extension("cwasm"), manifest_path(&stem));
-        let manifest = read_manifest(&manifest_path);
-        if let Some(manifest) = &manifest
-            && artifact_matches(&artifact_path, manifest)
-            && let Some(component) = deserialize_file(engine, &artifact_path)
-        {
-            return Loaded {
-                component: Ok(component),
-                outcome: CacheOutcome::Hit,
-                info: manifest.info.clone(),
-            };
+    /// The precompiled entry shipped beside `plugin` (`postgres.wasm` → `postgres.cwasm`).
+    pub fn beside(plugin: &Path) -> Self {
+        Self::at(plugin.with_extension("cwasm"))
+    }
+
+    fn at(artifact: PathBuf) -> Self {
+        let mut manifest = artifact.clone().into_os_string();
+        manifest.push(".json");
+        Self {
+            artifact,
+            manifest: manifest.into(),
         }
-        let existed = manifest.is_some() || artifact_path.exists();
-        let artifact = match engine.precompile_component(wasm) {
-            Ok(artifact) => artifact,
-            Err(error) => {
-                return Loaded {
-                    component: Err(error),
-                    outcome: CacheOutcome::Miss,
-                    info: None,
-                };
-            }
-        };
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT,
-            artifact_len: artifact.len() as u64,
-            artifact_blake3: blake3::hash(&artifact).to_hex().to_string(),
-            info: None,
-        };
-        let stored = write_atomically(&artifact_path, &artifact)
-            .and_then(|()| write_manifest(&manifest_path, &manifest))
-            .is_ok();
-        let outcome = match (stored, existed) {
-            (false, _) => CacheOutcome::StoreFailed,
-            (true, true) => CacheOutcome::Replaced,
-            (true, false) => CacheOutcome::Miss,
-        };
-        let component = match stored.then(|| deserialize_file(engine, &artifact_path)) {
-            Some(Some(component)) => Ok(component),
-            // Not stored (or gone already): load the artifact from memory instead.
-            _ => deserialize(engine, &artifact),
-        };
-        Loaded {
+    }
+
+    pub fn artifact_path(&self) -> &Path {
+        &self.artifact
+    }
+
+    /// Whether anything of the entry is on disk, intact or not.
+    pub fn exists(&self) -> bool {
+        self.manifest.exists() || self.artifact.exists()
+    }
+
+    /// Loads the entry if it is intact and made for `identity`.
+    pub fn load(&self, engine: &Engine, identity: &Identity) -> Option<Found> {
+        let manifest = self.read_manifest()?;
+        let made_for_identity = manifest.plugin_blake3 == identity.plugin.to_hex().as_str()
+            && manifest.engine_blake3 == identity.engine.to_hex().as_str();
+        if !made_for_identity || !artifact_matches(&self.artifact, &manifest) {
+            return None;
+        }
+        let component = deserialize_file(engine, &self.artifact)?;
+        Some(Found {
             component,
-            outcome,
-            info: None,
-        }
+            info: manifest.info,
+        })
     }
 
-    /// Keeps a successful `info` answer with the entry of the plugin hashing to `plugin_blake3`.
-    /// Best effort: without it, the next render calls `info` again.
-    pub fn store_info(&self, plugin_blake3: &blake3::Hash, info: &Called<PluginInfo>) {
-        let manifest_path = manifest_path(&self.entry_stem(plugin_blake3));
-        if let Some(mut manifest) = read_manifest(&manifest_path) {
+    /// Writes `artifact` (and `info`, when known), artifact first.
+    pub fn store(
+        &self,
+        identity: &Identity,
+        artifact: &[u8],
+        info: Option<&Called<PluginInfo>>,
+    ) -> std::io::Result<()> {
+        write_atomically(&self.artifact, artifact)?;
+        self.write_manifest(&Manifest {
+            format: MANIFEST_FORMAT,
+            plugin_blake3: identity.plugin.to_hex().to_string(),
+            engine_blake3: identity.engine.to_hex().to_string(),
+            artifact_len: artifact.len() as u64,
+            artifact_xxh3: checksum(artifact),
+            info: info.cloned(),
+        })
+    }
+
+    /// Gives both files `permissions` (written files start private to the user, right for the
+    /// cache but not for code shipped beside a plugin).
+    pub fn set_permissions(&self, permissions: &fs::Permissions) -> std::io::Result<()> {
+        fs::set_permissions(&self.artifact, permissions.clone())?;
+        fs::set_permissions(&self.manifest, permissions.clone())
+    }
+
+    /// Keeps a successful `info` answer with the entry. Best effort: without it, the next
+    /// render calls `info` again.
+    pub fn store_info(&self, info: &Called<PluginInfo>) {
+        if let Some(mut manifest) = self.read_manifest() {
             manifest.info = Some(info.clone());
             // Ignored on failure, like any cache write: the render itself has what it needs.
-            let _ = write_manifest(&manifest_path, &manifest);
+            let _ = self.write_manifest(&manifest);
         }
+    }
+
+    fn read_manifest(&self) -> Option<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(&fs::read(&self.manifest).ok()?).ok()?;
+        (manifest.format == MANIFEST_FORMAT).then_some(manifest)
+    }
+
+    fn write_manifest(&self, manifest: &Manifest) -> std::io::Result<()> {
+        write_atomically(&self.manifest, &serde_json::to_vec(manifest)?)
     }
 }
 
-fn manifest_path(stem: &Path) -> PathBuf {
-    stem.with_extension("json")
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
-fn read_manifest(path: &Path) -> Option<Manifest> {
-    let manifest: Manifest = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-    (manifest.format == MANIFEST_FORMAT).then_some(manifest)
-}
-
-fn write_manifest(path: &Path, manifest: &Manifest) -> std::io::Result<()> {
-    write_atomically(path, &serde_json::to_vec(manifest)?)
-}
-
-/// Whether the artifact on disk is the one the manifest describes: same length, same BLAKE3.
+/// Whether the artifact on disk is the one the manifest describes: same length, same checksum.
 fn artifact_matches(path: &Path, manifest: &Manifest) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
@@ -175,25 +202,29 @@ fn artifact_matches(path: &Path, manifest: &Manifest) -> bool {
     if file.metadata().map(|m| m.len()).ok() != Some(manifest.artifact_len) {
         return false;
     }
-    let mut hasher = blake3::Hasher::new();
-    // Memory-mapped: hashing reads the page cache in place, with no copy.
-    hasher.update_mmap(path).is_ok()
-        && hasher.finalize().to_hex().as_str() == manifest.artifact_blake3
+    // SAFETY: the mapping is only read, and only while this function runs. Entries are replaced
+    // by rename, never rewritten in place, so the file does not change under the mapping.
+    // Mapping reads the page cache in place: no copy, no fresh pages to fault in.
+    #[allow(unsafe_code)]
+    let mapped = unsafe { memmap2::Mmap::map(&file) };
+    mapped.is_ok_and(|bytes| checksum(&bytes) == manifest.artifact_xxh3)
 }
 
 fn deserialize_file(engine: &Engine, path: &Path) -> Option<Component> {
     // SAFETY: wasmtime requires that the file holds what `precompile_component` of a compatible
-    // engine produced, and that it is not changed while mapped. It does: the manifest's BLAKE3
-    // proves it is the artifact this cache wrote, wasmtime rejects artifacts of another version
-    // or configuration, and entries are replaced by rename, never rewritten in place. The cache
-    // directory is trusted like the user's own binaries (see the README's threat model).
+    // engine produced, and that it is not changed while mapped. The manifest's checksum shows
+    // it is the artifact that was stored with it for this plugin and engine, wasmtime rejects
+    // artifacts of another version or configuration, and entries are replaced by rename, never
+    // rewritten in place. Cache entries are trusted like the user's own binaries; precompiled
+    // ones beside a plugin only with --allow-precompiled (see the README's threat model).
     #[allow(unsafe_code)]
     let component = unsafe { Component::deserialize_file(engine, path) };
     component.ok()
 }
 
-fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
-    // SAFETY: `artifact` was just produced by `precompile_component` on this very engine.
+/// Loads an artifact that `precompile_component` just produced on `engine`.
+pub fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: the bytes come straight from `precompile_component` of this very engine.
     #[allow(unsafe_code)]
     unsafe {
         Component::deserialize(engine, artifact)
@@ -231,8 +262,10 @@ mod tests {
     fn manifest_of(artifact: &[u8]) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT,
+            plugin_blake3: String::new(),
+            engine_blake3: String::new(),
             artifact_len: artifact.len() as u64,
-            artifact_blake3: blake3::hash(artifact).to_hex().to_string(),
+            artifact_xxh3: checksum(artifact),
             info: None,
         }
     }
@@ -254,13 +287,21 @@ mod tests {
     #[test]
     fn manifests_of_another_format_are_ignored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("entry.json");
-        write_manifest(&path, &manifest_of(b"code")).expect("write");
-        assert!(read_manifest(&path).is_some());
-        let older = serde_json::json!({"format": 0, "artifact_len": 4, "artifact_blake3": "", "info": null});
-        fs::write(&path, older.to_string()).expect("write");
-        assert!(read_manifest(&path).is_none());
-        fs::write(&path, "not json").expect("write");
-        assert!(read_manifest(&path).is_none());
+        let entry = Entry::at(dir.path().join("entry.cwasm"));
+        entry.write_manifest(&manifest_of(b"code")).expect("write");
+        assert!(entry.read_manifest().is_some());
+        let mut older = serde_json::to_value(manifest_of(b"code")).expect("json");
+        older["format"] = 1.into();
+        fs::write(&entry.manifest, older.to_string()).expect("write");
+        assert!(entry.read_manifest().is_none());
+        fs::write(&entry.manifest, "not json").expect("write");
+        assert!(entry.read_manifest().is_none());
+    }
+
+    #[test]
+    fn a_precompiled_entry_sits_beside_its_plugin() {
+        let entry = Entry::beside(Path::new("plugins/postgres.wasm"));
+        assert_eq!(entry.artifact, Path::new("plugins/postgres.cwasm"));
+        assert_eq!(entry.manifest, Path::new("plugins/postgres.cwasm.json"));
     }
 }

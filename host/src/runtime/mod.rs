@@ -115,6 +115,21 @@ pub enum LoadError {
     },
 }
 
+/// Why a plugin could not be precompiled.
+#[derive(Debug, thiserror::Error)]
+pub enum PrecompileError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{}: {error}", path.display())]
+    Call { path: PathBuf, error: CallError },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Why a call into a plugin failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -168,8 +183,8 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     pub size: u64,
     pub cache: CacheOutcome,
-    /// The plugin's identity in the cache.
-    blake3: blake3::Hash,
+    /// Where a fresh `info` answer is stored: the cache entry this load wrote, if any.
+    info_entry: Option<cache::Entry>,
     /// `info` as the cache remembers it; `None` means the call must be made.
     cached_info: Option<Called<PluginInfo>>,
     pre: bindings::PluginPre<SandboxState>,
@@ -179,7 +194,7 @@ impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedPlugin")
             .field("path", &self.path)
-            .field("blake3", &self.blake3)
+            .field("cache", &self.cache)
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
@@ -190,14 +205,18 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<SandboxState>,
     limits: Limits,
-    cache: Option<cache::ArtifactCache>,
+    /// `None` when the cache is off.
+    cache_dir: Option<PathBuf>,
+    /// Whether precompiled artifacts beside plugins may be loaded: they are native code.
+    allow_precompiled: bool,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("limits", &self.limits)
-            .field("cache", &self.cache)
+            .field("cache_dir", &self.cache_dir)
+            .field("allow_precompiled", &self.allow_precompiled)
             .finish_non_exhaustive()
     }
 }
@@ -208,8 +227,13 @@ impl std::fmt::Debug for Runtime {
 pub struct RuntimeError(String);
 
 impl Runtime {
-    /// Creates the runtime. `cache_dir` of `None` disables the compiled-artifact cache.
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
+    /// Creates the runtime. `cache_dir` of `None` disables the compiled-artifact cache;
+    /// `allow_precompiled` lets [`load`](Self::load) use artifacts shipped beside plugins.
+    pub fn new(
+        limits: Limits,
+        cache_dir: Option<PathBuf>,
+        allow_precompiled: bool,
+    ) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
@@ -233,12 +257,12 @@ impl Runtime {
         bindings::mathison::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError(format!("{e:#}")))?;
 
-        let cache = cache_dir.map(|dir| cache::ArtifactCache::new(dir, &engine));
         Ok(Self {
             engine,
             linker,
             limits,
-            cache,
+            cache_dir,
+            allow_precompiled,
         })
     }
 
@@ -246,46 +270,137 @@ impl Runtime {
         self.limits
     }
 
-    /// Reads, checks and compiles (or loads from the cache) the plugin at `path`.
+    /// Reads and checks the plugin at `path`, and loads its compiled code: from the cache, from
+    /// a precompiled artifact beside it (with `--allow-precompiled`), or by compiling it.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
         check_component_header(path, &bytes)?;
-        let blake3 = blake3::hash(&bytes);
+        let identity = cache::Identity::new(&bytes, &self.engine);
+        let cache_entry = self
+            .cache_dir
+            .as_deref()
+            .map(|dir| cache::Entry::in_cache(dir, &identity));
 
-        let loaded = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &blake3, &bytes),
-            None => cache::Loaded {
-                component: Component::new(&self.engine, &bytes),
-                outcome: CacheOutcome::Disabled,
-                info: None,
-            },
+        let found = cache_entry
+            .as_ref()
+            .and_then(|entry| entry.load(&self.engine, &identity))
+            .map(|found| (found, CacheOutcome::Hit))
+            .or_else(|| {
+                self.allow_precompiled
+                    .then(|| cache::Entry::beside(path).load(&self.engine, &identity))
+                    .flatten()
+                    .map(|found| (found, CacheOutcome::Precompiled))
+            });
+        let (component, outcome, cached_info) = match found {
+            Some((found, outcome)) => (found.component, outcome, found.info),
+            None => {
+                let (component, outcome) =
+                    self.compile(path, &bytes, &identity, cache_entry.as_ref())?;
+                (component, outcome, None)
+            }
         };
-        let component = loaded.component.map_err(|e| LoadError::Invalid {
+        // A fresh `info` answer is worth keeping only where this run stored the code.
+        let info_entry =
+            cache_entry.filter(|_| matches!(outcome, CacheOutcome::Miss | CacheOutcome::Replaced));
+        let pre = self.prepare(path, &component)?;
+        Ok(LoadedPlugin {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            cache: outcome,
+            info_entry,
+            cached_info,
+            pre,
+        })
+    }
+
+    /// Compiles a plugin, storing the artifact in `cache_entry` when the cache is on.
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        identity: &cache::Identity,
+        cache_entry: Option<&cache::Entry>,
+    ) -> Result<(Component, CacheOutcome), LoadError> {
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
             path: path.to_owned(),
             message: format!("{e:#}"),
-        })?;
+        };
+        let Some(entry) = cache_entry else {
+            let component = Component::new(&self.engine, bytes).map_err(invalid)?;
+            return Ok((component, CacheOutcome::Disabled));
+        };
+        let existed = entry.exists();
+        let artifact = self.engine.precompile_component(bytes).map_err(invalid)?;
+        let outcome = match (entry.store(identity, &artifact, None).is_ok(), existed) {
+            (false, _) => CacheOutcome::StoreFailed,
+            (true, true) => CacheOutcome::Replaced,
+            (true, false) => CacheOutcome::Miss,
+        };
+        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid)?;
+        Ok((component, outcome))
+    }
 
-        check_world(path, &component, &self.engine)?;
+    /// Checks a compiled plugin against the world and links it.
+    fn prepare(
+        &self,
+        path: &Path,
+        component: &Component,
+    ) -> Result<bindings::PluginPre<SandboxState>, LoadError> {
+        check_world(path, component, &self.engine)?;
         let instance_pre =
             self.linker
-                .instantiate_pre(&component)
+                .instantiate_pre(component)
                 .map_err(|e| LoadError::UnsupportedImport {
                     path: path.to_owned(),
                     import: first_unsatisfied_import(&e.to_string()),
                     message: format!("{e:#}"),
                 })?;
-        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+        bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             path: path.to_owned(),
             found: format!("does not match the world ({e:#})"),
-        })?;
-        Ok(LoadedPlugin {
+        })
+    }
+
+    /// Compiles the plugin at `path` and writes the artifact, with the plugin's `info`, beside
+    /// it (`postgres.wasm` → `postgres.cwasm` and `postgres.cwasm.json`), for renders with
+    /// `--allow-precompiled` to load instead of compiling. Returns the artifact's path.
+    pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
+        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
+        check_component_header(path, &bytes)?;
+        let identity = cache::Identity::new(&bytes, &self.engine);
+        let invalid = |e: wasmtime::Error| LoadError::Invalid {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let artifact = self.engine.precompile_component(&bytes).map_err(invalid)?;
+        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid)?;
+        let plugin = LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
-            cache: loaded.outcome,
-            blake3,
-            cached_info: loaded.info,
-            pre,
-        })
+            cache: CacheOutcome::Disabled,
+            info_entry: None,
+            cached_info: None,
+            pre: self.prepare(path, &component)?,
+        };
+        let info = self.info(&plugin).map_err(|error| PrecompileError::Call {
+            path: path.to_owned(),
+            error,
+        })?;
+        let entry = cache::Entry::beside(path);
+        let permissions = fs::metadata(path)
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?
+            .permissions();
+        entry
+            .store(&identity, &artifact, Some(&info))
+            .and_then(|()| entry.set_permissions(&permissions))
+            .map_err(|source| PrecompileError::Write {
+                path: entry.artifact_path().to_owned(),
+                source,
+            })?;
+        Ok(entry.artifact_path().to_owned())
     }
 
     /// The plugin's `info`: from the cache when an earlier call stored it, else by calling the
@@ -300,8 +415,8 @@ impl Runtime {
                     value: convert::plugin_info(called.value),
                     logs: called.logs,
                 };
-                if let Some(cache) = &self.cache {
-                    cache.store_info(&plugin.blake3, &called);
+                if let Some(entry) = &plugin.info_entry {
+                    entry.store_info(&called);
                 }
                 called
             }

@@ -1,0 +1,43 @@
+//! `mathison-host compile`: precompile plugins, to ship them with their native code.
+
+use clap::Args;
+
+use crate::cli::RuntimeArgs;
+use crate::plan;
+
+/// Compile plugins ahead of time for this host's wasmtime and CPU.
+///
+/// Writes the compiled code beside each plugin (postgres.wasm → postgres.cwasm and
+/// postgres.cwasm.json), with the plugin's info. A render with --allow-precompiled then loads it
+/// instead of compiling: the first render on a machine with an empty cache is as fast as a
+/// warm one. Another host version or CPU ignores the file and compiles as usual.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    mathison-host compile target/wasm32-wasip2/plugin/mathison_plugin_postgres.wasm\n  \
+    mathison-host render --allow-precompiled -p postgres -p redis")]
+pub struct CompileCommand {
+    /// Paths to .wasm files or bare plugin names.
+    #[arg(required = true)]
+    pub plugins: Vec<String>,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+impl CompileCommand {
+    pub fn run(self, verbose: bool) -> anyhow::Result<()> {
+        let search = plan::search_path(
+            &self.runtime.plugin_path,
+            std::env::var_os(plan::PLUGIN_PATH_ENV),
+        );
+        let runtime = super::runtime(&self.runtime)?;
+        for spec in &self.plugins {
+            let path = plan::resolve_plugin(spec, &search)?;
+            let written = runtime.precompile(&path)?;
+            if verbose {
+                eprintln!("wrote {}", written.display());
+            }
+        }
+        Ok(())
+    }
+}
