@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Whole-process benchmarks of the release binary (see BENCHMARKS.md): renders of postgres + redis
-# compiling every time, with an empty cache and warm; `kubectl kustomize` on the same output as
-# static files, for comparison; one plugin returning 1000 objects; peak memory of a warm render.
-# Medians from hyperfine; copy the figures into BENCHMARKS.md with the machine's description.
+# Whole-process benchmarks of the release binary (see BENCHMARKS.md), one case per goal of the
+# performance issue: warm render of postgres + redis and the same against `kubectl kustomize`
+# on the same objects as static files; first render with an empty cache (precompiled official
+# plugins); a new plugin with an empty cache (compiled on the spot); 50 plugins, warm; one
+# plugin returning 1000 objects; peak memory; plugin sizes. Prints hyperfine medians and ratios
+# from this one run; copy them into BENCHMARKS.md with the machine's description.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -11,25 +13,62 @@ plugins="${MATHISON_BENCH_PLUGINS:-$root/target/wasm32-wasip2/plugin}"
 [ -x "$host" ] || { echo "build the host first: make host" >&2; exit 1; }
 [ -e "$plugins/mathison_fixture_hostile.wasm" ] || { echo "build the plugins first: make bench" >&2; exit 1; }
 
-if ! command -v hyperfine >/dev/null; then
-    [ "$(id -u)" -eq 0 ] || { echo "hyperfine is missing: apt-get install hyperfine" >&2; exit 1; }
+for tool in hyperfine perl python3; do
+    command -v "$tool" >/dev/null && continue
+    [ "$tool" = hyperfine ] && [ "$(id -u)" -eq 0 ] || { echo "$tool is missing" >&2; exit 1; }
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
-fi
+done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cache="$work/cache"
-render="$host render --plugin-path $plugins -p postgres -p redis"
-runs="${RUNS:-30}"
+runs="${RUNS:-40}"
+
+# measure NAME [hyperfine options...] -- COMMAND: runs COMMAND and prints "NAME: median ms".
+measure() {
+    local name="$1" json="$work/$RANDOM.json"
+    shift
+    local options=()
+    while [ "$1" != "--" ]; do options+=("$1"); shift; done
+    shift
+    hyperfine -N --warmup 3 --runs "$runs" --style none "${options[@]}" --export-json "$json" "$*" >/dev/null
+    python3 - "$name" "$json" <<'EOF'
+import json, sys
+result = json.load(open(sys.argv[2]))["results"][0]
+print(f"{sys.argv[1]}: median {result['median'] * 1e3:.2f} ms (min {result['min'] * 1e3:.2f}, max {result['max'] * 1e3:.2f})")
+EOF
+}
+median() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$1"; }
+
+# The official plugins, precompiled (as `make plugins` ships them), in a folder of their own.
+official="$work/official"
+mkdir -p "$official"
+cp "$plugins"/mathison_plugin_{postgres,redis}.wasm "$official/"
+"$host" compile "$official"/mathison_plugin_{postgres,redis}.wasm
+render="$host render -p $official/mathison_plugin_postgres.wasm -p $official/mathison_plugin_redis.wasm"
+
+# A plugin of the shape `mathison-host new` scaffolds (a ConfigMap, a Service and a connection
+# value), as a user would write one: the "new plugin" case, and 50 same-length renames of it.
+scaffold="$root/target/bench/bench-plugin-00"
+if [ ! -e "$scaffold" ]; then
+    mkdir -p "$(dirname "$scaffold")"
+    "$host" new bench-plugin-00 --path "$scaffold" --sdk "$root/plugins/sdk" >/dev/null
+fi
+(cd "$scaffold" && cargo build --quiet --profile plugin --target wasm32-wasip2)
+template="$scaffold/target/wasm32-wasip2/plugin/mathison_plugin_bench_plugin_00.wasm"
 
 echo "## postgres + redis to stdout"
-# One --prepare per command: only the empty-cache case clears the cache before each run.
-hyperfine --warmup 3 --runs "$runs" --style none --export-markdown "$work/render.md" \
-    --prepare true --prepare "rm -rf $cache" --prepare true \
-    -n "no cache (compile every run)" "$render --no-cache" \
-    -n "empty cache (compile + store)" "$render --cache-dir $cache" \
-    -n "warm cache" "$render --cache-dir $cache" >/dev/null
-cat "$work/render.md"
+$render --cache-dir "$cache" >/dev/null 2>&1
+measure "warm cache" -- "$render --cache-dir $cache"
+measure "first render, empty cache, precompiled plugins" --prepare "rm -rf $work/empty" \
+    -- "$render --cache-dir $work/empty --allow-precompiled"
+# Plugins the machine has never seen: the scaffolded one, and postgres without its precompiled
+# file.
+measure "a new plugin ($(stat -c %s "$template") bytes), empty cache" \
+    --prepare "rm -rf $work/empty" -- "$host render --cache-dir $work/empty -p $template"
+measure "postgres, not precompiled ($(stat -c %s "$official/mathison_plugin_postgres.wasm") bytes), empty cache" \
+    --prepare "rm -rf $work/empty" -- "$host render --cache-dir $work/empty -p $official/mathison_plugin_postgres.wasm"
+measure "no cache at all (--no-cache, compile every run)" -- "$render --no-cache"
 
 echo
 echo "## against kubectl kustomize on the same objects as static files"
@@ -37,24 +76,43 @@ if command -v kubectl >/dev/null; then
     mkdir -p "$work/static"
     $render --cache-dir "$cache" -o "$work/static" 2>/dev/null
     printf 'resources:\n- postgres.yaml\n- redis.yaml\n- mathison-host.yaml\n' > "$work/static/kustomization.yaml"
-    hyperfine --warmup 3 --runs "$runs" --style none --export-markdown "$work/kustomize.md" \
-        -n "mathison-host render (warm)" "$render --cache-dir $cache" \
-        -n "kubectl kustomize (static files)" "kubectl kustomize $work/static" >/dev/null
-    cat "$work/kustomize.md"
+    hyperfine -N --warmup 3 --runs "$runs" --style none --export-json "$work/ours.json" \
+        "$render --cache-dir $cache" >/dev/null
+    hyperfine -N --warmup 3 --runs "$runs" --style none --export-json "$work/kustomize.json" \
+        "kubectl kustomize $work/static" >/dev/null
+    python3 - "$(median "$work/ours.json")" "$(median "$work/kustomize.json")" <<'EOF'
+import sys
+ours, kustomize = (float(x) * 1e3 for x in sys.argv[1:])
+print(f"mathison-host render (warm): median {ours:.2f} ms")
+print(f"kubectl kustomize (static files): median {kustomize:.2f} ms")
+print(f"ratio: {kustomize / ours:.1f}x faster")
+EOF
 else
     echo "kubectl is not installed: comparison skipped"
 fi
 
 echo
-echo "## one plugin returning 1000 objects (warm)"
-hyperfine --warmup 3 --runs "$runs" --style none --export-markdown "$work/many.md" \
-    -n "1000 ConfigMaps" \
-    "$host render --cache-dir $cache -p $plugins/mathison_fixture_hostile.wasm --set hostile.behaviour=many --set hostile.count=1000" >/dev/null
-cat "$work/many.md"
+echo "## 50 plugins, warm"
+fifty=()
+for i in $(seq -w 1 50); do
+    perl -0777 -pe "s/bench-plugin-00/bench-plugin-$i/g; s/BENCH_PLUGIN_00/BENCH_PLUGIN_$i/g" \
+        "$template" > "$work/bench-$i.wasm"
+    fifty+=(-p "$work/bench-$i.wasm")
+done
+"$host" render --cache-dir "$cache" "${fifty[@]}" >/dev/null
+measure "50 plugins, warm" -- "$host render --cache-dir $cache ${fifty[*]}"
 
 echo
-echo "## peak memory (max RSS) of a warm render"
-/usr/bin/time -f "%M KiB" $render --cache-dir "$cache" 2>&1 >/dev/null | tail -1
+echo "## one plugin returning 1000 objects (warm)"
+many="$host render --cache-dir $cache -p $plugins/mathison_fixture_hostile.wasm --set hostile.behaviour=many --set hostile.count=1000"
+$many >/dev/null
+measure "1000 ConfigMaps" -- "$many"
+
+echo
+echo "## peak memory (max RSS) of a warm render, postgres + redis (median of 11)"
+for _ in $(seq 11); do
+    /usr/bin/time -f "%M" $render --cache-dir "$cache" 2>&1 >/dev/null | tail -1
+done | sort -n | sed -n 6p | awk '{printf "%.1f MB (%d KiB)\n", $1 * 1024 / 1e6, $1}'
 
 echo
 echo "## plugin sizes"

@@ -191,7 +191,7 @@ impl Entry {
 }
 
 fn checksum(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+    format!("{:032x}", twox_hash::XxHash3_128::oneshot(bytes))
 }
 
 /// Whether the artifact on disk is the one the manifest describes: same length, same checksum.
