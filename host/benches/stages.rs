@@ -1,6 +1,8 @@
-//! The cost of each in-process stage of a render of the official plugins: loading (sha256 and
-//! deserialising the cached machine code), `info` and `render` calls (fresh sandbox each),
-//! decode, merge and order, and YAML output. Run with `cargo bench -p mathison-host`.
+//! The cost of each in-process stage of a render of the official plugins: loading (BLAKE3 of the
+//! plugin, checksum and mapping of the cached machine code, `info` from the cache), the
+//! configuration check against the plugin's schema, `info` and `render` calls (fresh sandbox
+//! each, instantiation included), decode, merge and order, and YAML output. Run with
+//! `cargo bench -p mathison-host --bench stages`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -10,6 +12,7 @@ use mathison_host::contract::RenderContext;
 use mathison_host::merge::{self, MergeSettings, PluginObjects};
 use mathison_host::output::{self, Format};
 use mathison_host::runtime::{Limits, Runtime};
+use mathison_host::values::Values;
 use mathison_host::{decode, order};
 use mathison_test_artifacts::{POSTGRES, REDIS};
 
@@ -37,6 +40,17 @@ fn stages(c: &mut Criterion) {
 
     c.bench_function("load postgres (cache hit)", |b| {
         b.iter(|| runtime.load(black_box(Path::new(POSTGRES))).expect("load"));
+    });
+    c.bench_function("check postgres's configuration against its schema", |b| {
+        b.iter(|| {
+            Values::default()
+                .config_for(
+                    &info.name,
+                    &info.default_config,
+                    black_box(&info.config_schema),
+                )
+                .expect("valid")
+        });
     });
     c.bench_function("call info", |b| {
         b.iter(|| runtime.info(&plugin).expect("info"))
