@@ -238,14 +238,13 @@ impl Runtime {
         config
             .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed)
-            .max_wasm_stack(MAX_WASM_STACK)
-            // Copy-on-write memory images pay off for long-lived hosts; a render instantiates
-            // each plugin twice and exits, and setting the images up cost more (11.2 → 8.5 ms
-            // for `inspect`, see BENCHMARKS.md).
-            .memory_init_cow(false);
+            // wasmtime's copy-on-write memory images stay on: since compiled code is mapped
+            // from its file, a plugin's initial memory maps from there too, with no copy
+            // (they cost time back when the code was read into anonymous memory).
+            .max_wasm_stack(MAX_WASM_STACK);
         // Winch, wasmtime's baseline compiler (tier 1 on x86_64), compiles a plugin 3.6x faster
-        // than Cranelift (postgres: 125 vs 453 ms), and for what plugins do, a few objects per
-        // call, its code is as fast within noise (BENCHMARKS.md). Elsewhere, Cranelift.
+        // than Cranelift (postgres: 125 vs 453 ms); its code renders postgres + redis as fast
+        // within noise, and 1000 objects ~25% slower (BENCHMARKS.md). Elsewhere, Cranelift.
         #[cfg(target_arch = "x86_64")]
         config.strategy(wasmtime::Strategy::Winch);
         let engine = Engine::new(&config).map_err(|e| RuntimeError(format!("{e:#}")))?;
