@@ -6,7 +6,7 @@ use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::cli::RenderArgs;
+use crate::cli::{RenderArgs, RuntimeArgs};
 use crate::contract::RenderContext;
 use crate::decode::is_dns_label;
 use crate::policy::Policy;
@@ -58,7 +58,7 @@ impl Plan {
         if !is_dns_label(&args.instance) {
             return Err(PlanError::Instance(args.instance.clone()));
         }
-        let search = search_path(&args.runtime.plugin_path, env::var_os(PLUGIN_PATH_ENV));
+        let search = search_path_of(&args.runtime);
         let plugins = args
             .plugins
             .iter()
@@ -88,6 +88,11 @@ impl Plan {
             secret_inputs: values::read_secret_inputs(&args.secret_inputs)?,
         })
     }
+}
+
+/// The search path that `args` and the environment give.
+pub fn search_path_of(args: &RuntimeArgs) -> Vec<PathBuf> {
+    search_path(&args.plugin_path, env::var_os(PLUGIN_PATH_ENV))
 }
 
 /// The plugin search path: `--plugin-path` directories, then `$MATHISON_PLUGIN_PATH`, then the

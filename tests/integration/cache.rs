@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{Host, POSTGRES, REDIS};
+use crate::support::{Host, POSTGRES, REDIS, Run};
 
 /// The compiled artifacts in the cache (each has a `.cwasm.json` manifest beside it).
 fn entries(host: &Host) -> Vec<PathBuf> {
@@ -14,6 +14,15 @@ fn entries(host: &Host) -> Vec<PathBuf> {
     entries.retain(|path| path.extension().is_some_and(|ext| ext == "cwasm"));
     entries.sort();
     entries
+}
+
+/// Asserts that `-v` reported the compiled code of a plugin as coming from `outcome`.
+fn assert_compiled(run: &Run, outcome: &str) {
+    assert!(
+        run.stderr.contains(&format!("compiled code: {outcome}")),
+        "expected compiled code: {outcome}\n{}",
+        run.stderr
+    );
 }
 
 fn manifest_of(artifact: &Path) -> PathBuf {
@@ -28,11 +37,7 @@ fn a_cache_hit_renders_identical_bytes() {
     let cold = host
         .run(&["-v", "render", "-p", POSTGRES, "-p", REDIS])
         .success();
-    assert!(
-        cold.stderr.contains("compiled code: Miss"),
-        "{}",
-        cold.stderr
-    );
+    assert_compiled(&cold, "Miss");
     assert_eq!(entries(&host).len(), 2, "one entry per plugin");
     for entry in entries(&host) {
         let manifest: serde_json::Value =
@@ -44,11 +49,7 @@ fn a_cache_hit_renders_identical_bytes() {
     let warm = host
         .run(&["-v", "render", "-p", POSTGRES, "-p", REDIS])
         .success();
-    assert!(
-        warm.stderr.contains("compiled code: Hit"),
-        "{}",
-        warm.stderr
-    );
+    assert_compiled(&warm, "Hit");
     assert_eq!(cold.stdout, warm.stdout);
     // Logs and notes too: what `info` said is served from the entry, as it was first said.
     assert_eq!(cold.stderr.replace("Miss", "Hit"), warm.stderr);
@@ -74,11 +75,7 @@ fn corrupt_truncated_and_foreign_entries_are_recompiled() {
     for damaged in [flipped, truncated, foreign, Vec::new()] {
         fs::write(&entry, &damaged).expect("damage entry");
         let run = host.run(&["-v", "render", "-p", REDIS]).success();
-        assert!(
-            run.stderr.contains("compiled code: Replaced"),
-            "{}",
-            run.stderr
-        );
+        assert_compiled(&run, "Replaced");
         assert_eq!(run.stdout, reference);
         assert_eq!(
             fs::read(&entry).expect("read entry"),
@@ -103,11 +100,7 @@ fn an_unwritable_cache_still_renders() {
             REDIS,
         ])
         .success();
-    assert!(
-        run.stderr.contains("compiled code: StoreFailed"),
-        "{}",
-        run.stderr
-    );
+    assert_compiled(&run, "StoreFailed");
 }
 
 /// Copies the postgres and redis plugins into the test's folder, compiles them there, and
@@ -175,7 +168,7 @@ fn precompiled_code_is_ignored_unless_allowed_and_intact() {
     let host = Host::new();
     let [postgres, redis] = precompiled(&host);
     let run = host.run(&["-v", "render", "-p", &redis]).success();
-    assert!(run.stderr.contains("compiled code: Miss"), "{}", run.stderr);
+    assert_compiled(&run, "Miss");
 
     // Another plugin's code under this plugin's name, then a damaged artifact: both compiled.
     let redis_code = Path::new(&redis).with_extension("cwasm");
@@ -197,10 +190,6 @@ fn precompiled_code_is_ignored_unless_allowed_and_intact() {
                 plugin,
             ])
             .success();
-        assert!(
-            run.stderr.contains("compiled code: Disabled"),
-            "{}",
-            run.stderr
-        );
+        assert_compiled(&run, "Disabled");
     }
 }

@@ -26,10 +26,7 @@ pub struct CompileCommand {
 
 impl CompileCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let search = plan::search_path(
-            &self.runtime.plugin_path,
-            std::env::var_os(plan::PLUGIN_PATH_ENV),
-        );
+        let search = plan::search_path_of(&self.runtime);
         let runtime = super::runtime(&self.runtime)?;
         for spec in &self.plugins {
             let path = plan::resolve_plugin(spec, &search)?;

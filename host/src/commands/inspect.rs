@@ -36,10 +36,7 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn run(self, _verbose: bool) -> anyhow::Result<()> {
-        let search = plan::search_path(
-            &self.runtime.plugin_path,
-            std::env::var_os(plan::PLUGIN_PATH_ENV),
-        );
+        let search = plan::search_path_of(&self.runtime);
         let path = plan::resolve_plugin(&self.plugin, &search)?;
         let runtime = super::runtime(&self.runtime)?;
         let (loaded, info, _logs) = pipeline::describe(&runtime, &path)?;
