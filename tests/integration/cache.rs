@@ -193,3 +193,21 @@ fn precompiled_code_is_ignored_unless_allowed_and_intact() {
         assert_compiled(&run, "Disabled");
     }
 }
+
+#[test]
+fn an_entry_without_info_gets_it_on_the_next_hit() {
+    let host = Host::new();
+    host.run(&["render", "-p", REDIS]).success();
+    let [entry] = entries(&host).try_into().expect("one entry");
+    let manifest_path = manifest_of(&entry);
+    let read = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(&manifest_path).expect("manifest")).expect("JSON")
+    };
+    let mut manifest = read();
+    manifest["info"] = serde_json::Value::Null;
+    fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
+
+    let run = host.run(&["-v", "render", "-p", REDIS]).success();
+    assert_compiled(&run, "Hit");
+    assert_eq!(read()["info"]["value"]["name"], "redis");
+}

@@ -298,9 +298,14 @@ impl Runtime {
                 (component, outcome, None)
             }
         };
-        // A fresh `info` answer is worth keeping only where this run stored the code.
-        let info_entry =
-            cache_entry.filter(|_| matches!(outcome, CacheOutcome::Miss | CacheOutcome::Replaced));
+        // A fresh `info` answer is kept with the cache's entry, when the code is there.
+        let info_entry = cache_entry.filter(|_| {
+            cached_info.is_none()
+                && matches!(
+                    outcome,
+                    CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
+                )
+        });
         let pre = self.prepare(path, &component)?;
         Ok(LoadedPlugin {
             path: path.to_owned(),
