@@ -3,8 +3,9 @@
 //! Each call (`info`, `render`) gets a fresh [`Store`] with its own WASI context: no preopened
 //! directories, no environment, no arguments, no network, a fixed clock, deterministic
 //! randomness, stdout discarded and stderr captured (bounded) so that a panic message reaches
-//! the error. Compilation, the expensive part, happens once per plugin file (or never, with the
-//! on-disk cache) and is shared through an [`InstancePre`](wasmtime::component::InstancePre).
+//! the error. Compilation, the expensive part, happens once per plugin file and is kept on disk
+//! (`cache.rs`), or ahead of time with `mathison-host compile`; a loaded plugin is shared by its
+//! calls through an [`InstancePre`](wasmtime::component::InstancePre).
 //!
 //! The time limit is enforced twice. Epoch interruption stops running wasm code, but it cannot
 //! stop a host call that blocks: WASI's `monotonic-clock.subscribe-duration` + `poll` is a real
