@@ -60,15 +60,11 @@ pub struct Identity {
     pub engine: blake3::Hash,
 }
 
-impl Identity {
-    pub fn new(plugin_bytes: &[u8], engine: &Engine) -> Self {
-        let mut hasher = Blake3Hasher(blake3::Hasher::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self {
-            plugin: blake3::hash(plugin_bytes),
-            engine: hasher.0.finalize(),
-        }
-    }
+/// The hash of everything in `engine` that decides whether compiled code fits it.
+pub fn engine_key(engine: &Engine) -> blake3::Hash {
+    let mut hasher = Blake3Hasher(blake3::Hasher::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.finalize()
 }
 
 /// What is known about one compiled artifact, in the manifest beside it.

@@ -184,8 +184,8 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     pub size: u64,
     pub cache: CacheOutcome,
-    /// Where a fresh `info` answer is stored: the cache entry this load wrote, if any.
-    info_entry: Option<cache::Entry>,
+    /// The cache entry holding this plugin's code, where a fresh `info` answer is kept.
+    cache_entry: Option<cache::Entry>,
     /// `info` as the cache remembers it; `None` means the call must be made.
     cached_info: Option<Called<PluginInfo>>,
     pre: bindings::PluginPre<SandboxState>,
@@ -206,6 +206,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<SandboxState>,
     limits: Limits,
+    /// Identifies this engine's configuration in compiled-code entries.
+    engine_key: blake3::Hash,
     /// `None` when the cache is off.
     cache_dir: Option<PathBuf>,
     /// Whether precompiled artifacts beside plugins may be loaded: they are native code.
@@ -258,6 +260,7 @@ impl Runtime {
             .map_err(|e| RuntimeError(format!("{e:#}")))?;
 
         Ok(Self {
+            engine_key: cache::engine_key(&engine),
             engine,
             linker,
             limits,
@@ -273,9 +276,7 @@ impl Runtime {
     /// Reads and checks the plugin at `path`, and loads its compiled code: from the cache, from
     /// a precompiled artifact beside it (with `--allow-precompiled`), or by compiling it.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
-        check_component_header(path, &bytes)?;
-        let identity = cache::Identity::new(&bytes, &self.engine);
+        let (bytes, identity) = self.read(path)?;
         let cache_entry = self
             .cache_dir
             .as_deref()
@@ -293,56 +294,57 @@ impl Runtime {
             });
         let (component, outcome, cached_info) = match found {
             Some((found, outcome)) => (found.component, outcome, found.info),
-            None => {
-                let (component, outcome) =
-                    self.compile(path, &bytes, &identity, cache_entry.as_ref())?;
-                (component, outcome, None)
-            }
+            None => match &cache_entry {
+                None => {
+                    let component = Component::new(&self.engine, &bytes).map_err(invalid(path))?;
+                    (component, CacheOutcome::Disabled, None)
+                }
+                Some(entry) => {
+                    let existed = entry.exists();
+                    let (artifact, component) = self.compile(path, &bytes)?;
+                    let outcome = match (entry.store(&identity, &artifact, None).is_ok(), existed) {
+                        (false, _) => CacheOutcome::StoreFailed,
+                        (true, true) => CacheOutcome::Replaced,
+                        (true, false) => CacheOutcome::Miss,
+                    };
+                    (component, outcome, None)
+                }
+            },
         };
-        // A fresh `info` answer is kept with the cache's entry, when the code is there.
-        let info_entry = cache_entry.filter(|_| {
-            cached_info.is_none()
-                && matches!(
-                    outcome,
-                    CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
-                )
-        });
+        let holds_code = matches!(
+            outcome,
+            CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
+        );
         let pre = self.prepare(path, &component)?;
         Ok(LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
             cache: outcome,
-            info_entry,
+            cache_entry: cache_entry.filter(|_| holds_code),
             cached_info,
             pre,
         })
     }
 
-    /// Compiles a plugin, storing the artifact in `cache_entry` when the cache is on.
-    fn compile(
-        &self,
-        path: &Path,
-        bytes: &[u8],
-        identity: &cache::Identity,
-        cache_entry: Option<&cache::Entry>,
-    ) -> Result<(Component, CacheOutcome), LoadError> {
-        let invalid = |e: wasmtime::Error| LoadError::Invalid {
-            path: path.to_owned(),
-            message: format!("{e:#}"),
+    /// Reads and checks a plugin file, and names what its compiled code would be for.
+    fn read(&self, path: &Path) -> Result<(Vec<u8>, cache::Identity), LoadError> {
+        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
+        check_component_header(path, &bytes)?;
+        let identity = cache::Identity {
+            plugin: blake3::hash(&bytes),
+            engine: self.engine_key,
         };
-        let Some(entry) = cache_entry else {
-            let component = Component::new(&self.engine, bytes).map_err(invalid)?;
-            return Ok((component, CacheOutcome::Disabled));
-        };
-        let existed = entry.exists();
-        let artifact = self.engine.precompile_component(bytes).map_err(invalid)?;
-        let outcome = match (entry.store(identity, &artifact, None).is_ok(), existed) {
-            (false, _) => CacheOutcome::StoreFailed,
-            (true, true) => CacheOutcome::Replaced,
-            (true, false) => CacheOutcome::Miss,
-        };
-        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid)?;
-        Ok((component, outcome))
+        Ok((bytes, identity))
+    }
+
+    /// Compiles a plugin into an artifact to store, and the component loaded from it.
+    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, Component), LoadError> {
+        let artifact = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(invalid(path))?;
+        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid(path))?;
+        Ok((artifact, component))
     }
 
     /// Checks a compiled plugin against the world and links it.
@@ -370,20 +372,13 @@ impl Runtime {
     /// it (`postgres.wasm` → `postgres.cwasm` and `postgres.cwasm.json`), for renders with
     /// `--allow-precompiled` to load instead of compiling. Returns the artifact's path.
     pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
-        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
-        check_component_header(path, &bytes)?;
-        let identity = cache::Identity::new(&bytes, &self.engine);
-        let invalid = |e: wasmtime::Error| LoadError::Invalid {
-            path: path.to_owned(),
-            message: format!("{e:#}"),
-        };
-        let artifact = self.engine.precompile_component(&bytes).map_err(invalid)?;
-        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid)?;
+        let (bytes, identity) = self.read(path)?;
+        let (artifact, component) = self.compile(path, &bytes)?;
         let plugin = LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
             cache: CacheOutcome::Disabled,
-            info_entry: None,
+            cache_entry: None,
             cached_info: None,
             pre: self.prepare(path, &component)?,
         };
@@ -420,7 +415,7 @@ impl Runtime {
                     value: convert::plugin_info(called.value),
                     logs: called.logs,
                 };
-                if let Some(entry) = &plugin.info_entry {
+                if let Some(entry) = &plugin.cache_entry {
                     entry.store_info(&called);
                 }
                 called
@@ -615,6 +610,14 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
         });
     }
     Ok(bytes)
+}
+
+/// Turns wasmtime's refusal of the plugin at `path` into a load error.
+fn invalid(path: &Path) -> impl Fn(wasmtime::Error) -> LoadError + '_ {
+    move |e| LoadError::Invalid {
+        path: path.to_owned(),
+        message: format!("{e:#}"),
+    }
 }
 
 /// Tells a component from a core module or other bytes, from the 8-byte preamble.
