@@ -21,6 +21,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "mathison_fixture_hostile",
     ),
     (
+        "HOSTILE_INFO",
+        "mathison-fixture-hostile-info",
+        "mathison_fixture_hostile_info",
+    ),
+    (
         "INFO_LOOP",
         "mathison-fixture-info-loop",
         "mathison_fixture_info_loop",
@@ -31,6 +36,23 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "mathison_fixture_wit_next",
     ),
 ];
+
+/// The behaviours of the hostile-info fixture, each a copy of its component with the behaviour
+/// written over the marker in its data (tests/fixtures/hostile-info/src/lib.rs).
+/// (constant, behaviour)
+const INFO_BEHAVIOURS: &[(&str, &str)] = &[
+    ("HOSTILE_INFO_REF_FAN_OUT", "ref-fan-out"),
+    ("HOSTILE_INFO_SELF_REFERENCE", "self-reference"),
+    ("HOSTILE_INFO_LOOKAROUND_PATTERN", "lookaround-pattern"),
+    ("HOSTILE_INFO_MANY_KINDS", "many-kinds"),
+    ("HOSTILE_INFO_REDIS", "redis"),
+    ("HOSTILE_INFO_KUSTOMIZATION", "kustomization"),
+    ("HOSTILE_INFO_TERMINAL", "terminal"),
+    ("HOSTILE_INFO_BAD_KIND", "bad-kind"),
+    ("HOSTILE_INFO_CLOCK", "clock"),
+];
+const INFO_MARKER: &[u8] = b"mathison-hostile-info:well-behaved";
+const INFO_BEHAVIOUR_LEN: usize = 48;
 
 /// (constant, file stem in tests/fixtures/wat)
 const WAT_COMPONENTS: &[(&str, &str)] = &[
@@ -109,6 +131,34 @@ fn main() {
         )
         .expect("write to String");
     }
+    let base = std::fs::read(out_dir.join("mathison_fixture_hostile_info.wasm"))
+        .expect("cannot read the hostile-info fixture");
+    let at = find_once(&base, INFO_MARKER);
+    for (constant, behaviour) in INFO_BEHAVIOURS {
+        let mut patched = base.clone();
+        let mut field = format!("mathison-hostile-info:{behaviour}").into_bytes();
+        assert!(field.len() <= INFO_BEHAVIOUR_LEN, "{behaviour} is too long");
+        field.resize(INFO_BEHAVIOUR_LEN, 0);
+        patched[at..at + INFO_BEHAVIOUR_LEN].copy_from_slice(&field);
+        let stem = format!(
+            "mathison_fixture_hostile_info_{}",
+            behaviour.replace('-', "_")
+        );
+        let path = out_dir.join(format!("{stem}.wasm"));
+        std::fs::write(&path, patched).expect("cannot write a hostile-info behaviour");
+        writeln!(
+            constants,
+            "/// The hostile-info fixture with `info` behaviour `{behaviour}`."
+        )
+        .expect("write to String");
+        writeln!(
+            constants,
+            "pub const {constant}: &str = {:?};",
+            path.display().to_string()
+        )
+        .expect("write to String");
+    }
+
     // Written next to the guests (not into OUT_DIR) so that tests/hostile/report.sh finds them.
     let wat_dir = target_dir.join("wat");
     std::fs::create_dir_all(&wat_dir).expect("cannot create target/guests/wat");
@@ -133,4 +183,21 @@ fn main() {
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs");
     std::fs::write(out, constants).expect("cannot write artifacts.rs");
+}
+
+/// Where `needle` occurs in `haystack`; it must occur exactly once.
+fn find_once(haystack: &[u8], needle: &[u8]) -> usize {
+    let mut found = haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, window)| *window == needle)
+        .map(|(at, _)| at);
+    let at = found
+        .next()
+        .expect("the hostile-info marker is in the component");
+    assert!(
+        found.next().is_none(),
+        "the hostile-info marker occurs once"
+    );
+    at
 }

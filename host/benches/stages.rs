@@ -12,6 +12,7 @@ use mathison_host::contract::RenderContext;
 use mathison_host::merge::{self, MergeSettings, PluginObjects};
 use mathison_host::output::{self, Format};
 use mathison_host::runtime::{Limits, Runtime};
+use mathison_host::schema::Schema;
 use mathison_host::values::Values;
 use mathison_host::{decode, order};
 use mathison_test_artifacts::{POSTGRES, REDIS};
@@ -43,11 +44,14 @@ fn stages(c: &mut Criterion) {
     });
     c.bench_function("check postgres's configuration against its schema", |b| {
         b.iter(|| {
+            let schema = Schema::parse(black_box(&info.config_schema)).expect("bounded schema");
             Values::default()
                 .config_for(
                     &info.name,
+                    "postgres.wasm",
                     &info.default_config,
-                    black_box(&info.config_schema),
+                    &schema,
+                    Limits::default().timeout,
                 )
                 .expect("valid")
         });

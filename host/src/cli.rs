@@ -123,9 +123,10 @@ pub struct RenderArgs {
     #[arg(long, default_value = "mathison")]
     pub instance: String,
 
-    /// A secret the host reads for connection values that need it (DATABASE_URL), as
-    /// NAME=file:PATH or NAME=env:VAR. Plugins never see it. Repeatable.
-    #[arg(long = "secret-input", value_name = "NAME=SOURCE")]
+    /// A secret the host reads for the connection values of one plugin (DATABASE_URL), as
+    /// PLUGIN.NAME=file:PATH or PLUGIN.NAME=env:VAR; only the plugin named PLUGIN can have it
+    /// filled in. Plugins never see it. Repeatable.
+    #[arg(long = "secret-input", value_name = "PLUGIN.NAME=SOURCE")]
     pub secret_inputs: Vec<String>,
 
     /// Accept cluster-scoped objects (Namespace, ClusterRole, ...) from plugins.

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -22,12 +23,13 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::contract::Envelope;
+use crate::k8s::{self, Scope, group_of, is_dns_label, is_dns_subdomain};
+use crate::untrusted::{Escaped, escape};
 use mathison_quantity::Quantity;
 
 /// The identity of an object in a cluster: two objects with the same id are the same object.
@@ -51,7 +53,7 @@ impl fmt::Display for ObjectId {
 pub struct Decoded {
     pub id: ObjectId,
     pub api_version: String,
-    pub namespaced: bool,
+    pub scope: Scope,
     /// True when the kind is one the host knows and decoded into its k8s-openapi type.
     pub typed: bool,
     pub body: Value,
@@ -97,9 +99,11 @@ impl Problem {
 pub fn decode(plugin: &str, envelope: &Envelope) -> Result<Decoded, DecodeError> {
     decode_envelope(envelope).map_err(|problem| DecodeError {
         plugin: plugin.to_string(),
-        object: format!("{}/{}", envelope.kind, envelope.name),
-        path: problem.path,
-        message: problem.message,
+        // Not yet checked: shown escaped.
+        object: format!("{}/{}", Escaped(&envelope.kind), Escaped(&envelope.name)),
+        // Paths hold the plugin's keys, messages its values: both shown escaped.
+        path: escape(&problem.path).into_owned(),
+        message: escape(&problem.message).into_owned(),
     })
 }
 
@@ -108,15 +112,23 @@ fn decode_envelope(envelope: &Envelope) -> Result<Decoded, Problem> {
         .map_err(|e| Problem::new("", format!("the body is not valid JSON: {e}")))?;
     check_envelope(envelope, &body)?;
 
-    let (body, namespaced, typed) = match typed_kind(&envelope.api_version, &envelope.kind) {
-        Some(kind) => ((kind.canonicalize)(&body)?, kind.namespaced, true),
-        None => (
-            canonicalize_untyped(&body)?,
-            envelope.namespace.is_some(),
-            false,
-        ),
+    let scope = k8s::scope_of(&envelope.api_version, &envelope.kind);
+    let (body, typed) = match typed_kind(&envelope.api_version, &envelope.kind) {
+        Some(kind) => ((kind.canonicalize)(&body)?, true),
+        None => (canonicalize_untyped(&body)?, false),
     };
+    if scope == Scope::Cluster && envelope.namespace.is_some() {
+        return Err(Problem::new(
+            "metadata.namespace",
+            format!(
+                "{} is cluster-scoped and has no namespace; leave it out",
+                envelope.kind
+            ),
+        ));
+    }
     check_name(&envelope.kind, &body)?;
+    check_metadata(&body)?;
+    check_data(&envelope.kind, &body)?;
     for_each_object(&body, &mut Vec::new(), &mut |map, path| {
         check_container_names(map, path)?;
         check_quantity_fields(map, path)
@@ -130,15 +142,10 @@ fn decode_envelope(envelope: &Envelope) -> Result<Decoded, Problem> {
             name: envelope.name.clone(),
         },
         api_version: envelope.api_version.clone(),
-        namespaced,
+        scope,
         typed,
         body,
     })
-}
-
-/// The API group of an apiVersion: `apps` for `apps/v1`, empty for the core `v1`.
-pub fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(group, _)| group)
 }
 
 /// The envelope must tell the truth about the body.
@@ -180,7 +187,7 @@ fn check_envelope(envelope: &Envelope, body: &Value) -> Result<(), Problem> {
             ));
         }
     }
-    if !is_api_version(&envelope.api_version) {
+    if !k8s::is_api_version(&envelope.api_version) {
         return Err(Problem::new(
             "apiVersion",
             format!(
@@ -189,11 +196,21 @@ fn check_envelope(envelope: &Envelope, body: &Value) -> Result<(), Problem> {
             ),
         ));
     }
-    if !is_kind(&envelope.kind) {
+    if !k8s::is_kind(&envelope.kind) {
         return Err(Problem::new(
             "kind",
             format!(
                 "{:?} is not a kind; expected e.g. `ConfigMap`",
+                envelope.kind
+            ),
+        ));
+    }
+    if k8s::is_list_kind(&envelope.kind) {
+        return Err(Problem::new(
+            "kind",
+            format!(
+                "{} is a list, which `kubectl apply` would expand into objects the host never \
+                 checked; return each object on its own",
                 envelope.kind
             ),
         ));
@@ -205,37 +222,11 @@ fn describe(value: Option<&str>) -> String {
     value.map_or_else(|| "missing".to_string(), |v| format!("{v:?}"))
 }
 
-fn is_api_version(api_version: &str) -> bool {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let version_ok = version.starts_with('v')
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    version_ok && (group.is_empty() || is_dns_subdomain(group))
-}
-
-fn is_kind(kind: &str) -> bool {
-    kind.len() <= 63
-        && kind.starts_with(|c: char| c.is_ascii_uppercase())
-        && kind.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 /// How to decode one known kind.
 struct TypedKind {
     api_version: &'static str,
     kind: &'static str,
-    namespaced: bool,
     canonicalize: fn(&Value) -> Result<Value, Problem>,
-}
-
-trait ScopeOf {
-    const NAMESPACED: bool;
-}
-impl ScopeOf for NamespaceResourceScope {
-    const NAMESPACED: bool = true;
-}
-impl ScopeOf for ClusterResourceScope {
-    const NAMESPACED: bool = false;
 }
 
 macro_rules! typed_kinds {
@@ -243,7 +234,6 @@ macro_rules! typed_kinds {
         &[$(TypedKind {
             api_version: <$ty as Resource>::API_VERSION,
             kind: <$ty as Resource>::KIND,
-            namespaced: <<$ty as Resource>::Scope as ScopeOf>::NAMESPACED,
             canonicalize: canonicalize::<$ty>,
         }),*]
     };
@@ -284,11 +274,6 @@ fn typed_kind(api_version: &str, kind: &str) -> Option<&'static TypedKind> {
     TYPED_KINDS
         .iter()
         .find(|k| k.api_version == api_version && k.kind == kind)
-}
-
-/// Whether the host knows `apiVersion`/`kind` and whether it is namespaced.
-pub fn known_scope(api_version: &str, kind: &str) -> Option<bool> {
-    typed_kind(api_version, kind).map(|k| k.namespaced)
 }
 
 /// Decodes `body` as `K` and serialises it back, refusing fields the type does not have.
@@ -418,6 +403,99 @@ fn check_name(kind: &str, body: &Value) -> Result<(), Problem> {
     }
 }
 
+/// Label and annotation keys and values as the API server validates them.
+fn check_metadata(body: &Value) -> Result<(), Problem> {
+    let strings = |field: &str| {
+        body.pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key, value.as_str().unwrap_or_default()))
+    };
+    let invalid = |field: &str, what: String| Err(Problem::new(format!("metadata.{field}"), what));
+    for (key, value) in strings("labels") {
+        if !k8s::is_qualified_name(key) {
+            return invalid(
+                "labels",
+                format!(
+                    "{:?} is not a valid label key; expected [prefix/]name, the name at most 63 letters, digits, '-', '_' and '.'",
+                    Escaped(key)
+                ),
+            );
+        }
+        if !k8s::is_label_value(value) {
+            return invalid(
+                "labels",
+                format!(
+                    "the value of {key} ({:?}) is not a valid label value; expected at most 63 letters, digits, '-', '_' and '.', beginning and ending with a letter or digit",
+                    Escaped(value)
+                ),
+            );
+        }
+    }
+    let mut annotations_size = 0usize;
+    for (key, value) in strings("annotations") {
+        if !k8s::is_qualified_name(key) {
+            return invalid(
+                "annotations",
+                format!(
+                    "{:?} is not a valid annotation key; expected [prefix/]name",
+                    Escaped(key)
+                ),
+            );
+        }
+        annotations_size += key.len() + value.len();
+    }
+    if annotations_size > k8s::MAX_ANNOTATIONS_BYTES {
+        return invalid(
+            "annotations",
+            format!(
+                "hold {annotations_size} bytes; the API server accepts at most {}",
+                k8s::MAX_ANNOTATIONS_BYTES
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// ConfigMap and Secret keys, and their total size, as the API server validates them.
+fn check_data(kind: &str, body: &Value) -> Result<(), Problem> {
+    let fields: &[&str] = match kind {
+        "ConfigMap" => &["data", "binaryData"],
+        "Secret" => &["data", "stringData"],
+        _ => return Ok(()),
+    };
+    let mut size = 0usize;
+    for field in fields {
+        let Some(entries) = body.get(*field).and_then(Value::as_object) else {
+            continue;
+        };
+        for (key, value) in entries {
+            if !k8s::is_data_key(key) {
+                return Err(Problem::new(
+                    field.to_string(),
+                    format!(
+                        "{:?} is not a valid key; expected at most {} letters, digits, '-', '_' and '.'",
+                        Escaped(key),
+                        k8s::MAX_DATA_KEY_LEN
+                    ),
+                ));
+            }
+            size += key.len() + value.as_str().map_or(0, str::len);
+        }
+    }
+    if size > k8s::MAX_DATA_BYTES {
+        return Err(Problem::new(
+            "data",
+            format!(
+                "holds {size} bytes; a {kind} may hold at most {} (1 MiB)",
+                k8s::MAX_DATA_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Calls `check` on every JSON object inside `value` (itself included), depth first, with its
 /// path. Depth is bounded by serde_json's nesting limit, which parsing already enforced.
 fn for_each_object<'a>(
@@ -507,22 +585,6 @@ fn is_quantity_map(path: &[Segment<'_>]) -> bool {
     }
 }
 
-/// RFC 1123 label: what the API server requires of most names that become DNS labels.
-pub fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
-/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
-pub fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 253 && name.split('.').all(is_dns_label)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,7 +637,7 @@ mod tests {
     fn decodes_a_known_kind_into_canonical_form() {
         let decoded = decode("redis.wasm", &envelope(statefulset("256Mi")));
         let decoded = decoded.unwrap_or_else(|e| panic!("{e}"));
-        assert!(decoded.typed && decoded.namespaced);
+        assert!(decoded.typed && decoded.scope == Scope::Namespaced);
         assert_eq!(decoded.id.group, "apps");
         assert_eq!(
             decoded
@@ -656,7 +718,7 @@ mod tests {
             "spec": {"endpoints": [{"port": "metrics"}]}
         });
         let decoded = decode("p", &envelope(body.clone())).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!decoded.typed && decoded.namespaced);
+        assert!(!decoded.typed && decoded.scope == Scope::Unknown);
         assert_eq!(decoded.body["spec"], body["spec"]);
 
         let mut bad = body;

@@ -6,6 +6,7 @@
 //! own ConfigMap (and, with user-supplied secrets, Secret) `mathison-connections`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -14,6 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::contract::ConnectionValue;
 use crate::decode::{Decoded, ObjectId};
+use crate::k8s::{self, Scope, is_label_value};
+use crate::secret_inputs::SecretInputs;
+use crate::untrusted::Escaped;
 
 /// The origin (and output file stem) of objects the host generates itself.
 pub const HOST_ORIGIN: &str = "mathison-host";
@@ -39,8 +43,8 @@ pub struct PluginObjects {
 pub struct MergeSettings {
     pub namespace: String,
     pub instance: String,
-    /// Secret inputs the user supplied, by name (`--secret-input`).
-    pub secret_inputs: BTreeMap<String, String>,
+    /// Secret inputs the user supplied, each bound to a plugin (`--secret-input`).
+    pub secret_inputs: SecretInputs,
 }
 
 /// An object in the final set, with the plugin (or the host) it came from.
@@ -78,19 +82,42 @@ pub enum MergeError {
         second: String,
     },
     #[error(
-        "{plugin}: connection value {key:?} is not a valid key; expected upper-case letters, \
-         digits and '_', not starting with a digit"
+        "{plugin}: connection value {:?} is not a valid key; expected at most {} upper-case \
+         letters, digits and '_', not starting with a digit",
+        Escaped(key),
+        k8s::MAX_DATA_KEY_LEN
     )]
     InvalidConnectionKey { plugin: String, key: String },
     #[error(
-        "{plugin}: connection value {key} names secret input {input:?} but its value has no \
-         `{SECRET_PLACEHOLDER}` placeholder for it"
+        "{plugin}: connection value {key} names secret input {:?} but its value has no \
+         `{SECRET_PLACEHOLDER}` placeholder for it",
+        Escaped(input)
     )]
     MissingPlaceholder {
         plugin: String,
         key: String,
         input: String,
     },
+    #[error(
+        "the {kind} {CONNECTIONS_NAME} would hold {size} bytes of connection values; the API \
+         server accepts at most {} (1 MiB)",
+        k8s::MAX_DATA_BYTES
+    )]
+    ConnectionsTooLarge { kind: &'static str, size: usize },
+}
+
+/// A plugin as errors name it: its own name and the file it came from, since a plugin chooses
+/// its name and could take another's.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginRef<'a> {
+    pub name: &'a str,
+    pub source: &'a str,
+}
+
+impl fmt::Display for PluginRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.source)
+    }
 }
 
 /// Merges the plugins' objects and generates the host's own.
@@ -101,18 +128,22 @@ pub fn merge(plugins: Vec<PluginObjects>, settings: &MergeSettings) -> Result<Me
     let mut connections = Connections::default();
 
     for plugin in plugins {
+        let owner = PluginRef {
+            name: &plugin.name,
+            source: &plugin.source,
+        };
         for value in &plugin.connection_values {
-            connections.add(&plugin.name, value, settings, &mut merged.notes)?;
+            connections.add(owner, value, settings, &mut merged.notes)?;
         }
         let labels = recommended_labels(&plugin.name, &plugin.version, &settings.instance);
-        let owner = format!("{} ({})", plugin.name, plugin.source);
+        let owner = owner.to_string();
         for object in plugin.objects {
             let placed = place(&plugin.name, object, &labels, settings);
             claim(&mut owners, &placed.id, &owner)?;
             merged.objects.push(placed);
         }
     }
-    for placed in connections.into_objects(settings) {
+    for placed in connections.into_objects(settings)? {
         claim(&mut owners, &placed.id, HOST_ORIGIN)?;
         merged.objects.push(placed);
     }
@@ -146,11 +177,14 @@ fn place(
 ) -> Placed {
     let mut id = object.id;
     let mut body = object.body;
-    if object.namespaced {
+    // An object of unknown scope keeps the namespace it named (policy made sure it is the
+    // render's) or none.
+    let namespaced = object.scope == Scope::Namespaced;
+    if namespaced {
         id.namespace = Some(settings.namespace.clone());
     }
     if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-        if object.namespaced {
+        if namespaced {
             metadata.insert(
                 "namespace".into(),
                 Value::String(settings.namespace.clone()),
@@ -208,21 +242,6 @@ fn add_missing_labels(metadata: &mut Map<String, Value>, labels: &BTreeMap<Strin
     }
 }
 
-fn is_label_value(value: &str) -> bool {
-    value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && value
-            .bytes()
-            .next()
-            .is_none_or(|b| b.is_ascii_alphanumeric())
-        && value
-            .bytes()
-            .last()
-            .is_none_or(|b| b.is_ascii_alphanumeric())
-}
-
 /// Connection values gathered from all plugins, by key.
 #[derive(Debug, Default)]
 struct Connections {
@@ -234,7 +253,7 @@ struct Connections {
 impl Connections {
     fn add(
         &mut self,
-        plugin: &str,
+        plugin: PluginRef<'_>,
         value: &ConnectionValue,
         settings: &MergeSettings,
         notes: &mut Vec<String>,
@@ -263,22 +282,32 @@ impl Connections {
                 input: input.clone(),
             });
         }
-        match settings.secret_inputs.get(input) {
+        // Only the input bound to this plugin: another plugin asking for the same name gets
+        // nothing.
+        match settings.secret_inputs.get(plugin.name, input) {
             Some(secret) => {
                 let filled = value.value.replace(SECRET_PLACEHOLDER, &url_encode(secret));
                 self.secret.insert(value.key.clone(), filled);
             }
             None => notes.push(format!(
                 "{plugin}: {key} is not rendered: it needs the secret input {input:?}; pass \
-                 --secret-input {input}=file:PATH (or =env:VAR) to render it into the Secret \
-                 {CONNECTIONS_NAME}",
-                key = value.key
+                 --secret-input {name}.{shown}=file:PATH (or =env:VAR) to render it into the \
+                 Secret {CONNECTIONS_NAME}",
+                key = value.key,
+                name = plugin.name,
+                shown = Escaped(input),
             )),
         }
         Ok(())
     }
 
-    fn into_objects(self, settings: &MergeSettings) -> Vec<Placed> {
+    fn into_objects(self, settings: &MergeSettings) -> Result<Vec<Placed>, MergeError> {
+        for (kind, values) in [("ConfigMap", &self.plain), ("Secret", &self.secret)] {
+            let size: usize = values.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if size > k8s::MAX_DATA_BYTES {
+                return Err(MergeError::ConnectionsTooLarge { kind, size });
+            }
+        }
         let labels = recommended_labels(HOST_ORIGIN, env!("CARGO_PKG_VERSION"), &settings.instance);
         let metadata = || ObjectMeta {
             name: Some(CONNECTIONS_NAME.to_string()),
@@ -309,7 +338,7 @@ impl Connections {
             };
             objects.push(host_object::<Secret>(&secret, settings));
         }
-        objects
+        Ok(objects)
     }
 }
 
@@ -320,7 +349,7 @@ fn host_object<K: k8s_openapi::Resource + serde::Serialize>(
     Placed {
         origin: HOST_ORIGIN.to_string(),
         id: ObjectId {
-            group: crate::decode::group_of(K::API_VERSION).to_string(),
+            group: k8s::group_of(K::API_VERSION).to_string(),
             kind: K::KIND.to_string(),
             namespace: Some(settings.namespace.clone()),
             name: CONNECTIONS_NAME.to_string(),
@@ -332,6 +361,7 @@ fn host_object<K: k8s_openapi::Resource + serde::Serialize>(
 
 fn is_env_key(key: &str) -> bool {
     !key.is_empty()
+        && key.len() <= k8s::MAX_DATA_KEY_LEN
         && !key.starts_with(|c: char| c.is_ascii_digit())
         && key
             .bytes()
@@ -366,7 +396,7 @@ mod tests {
                 name: name.into(),
             },
             api_version: "v1".into(),
-            namespaced: true,
+            scope: Scope::Namespaced,
             typed: true,
             body: json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "database"}}}),
         }
@@ -480,12 +510,30 @@ mod tests {
             without.objects[0].body["data"]["REDIS_URL"],
             "redis://redis:6379"
         );
-        assert!(without.notes[0].contains("--secret-input pw=file:PATH"));
+        assert!(without.notes[0].contains("--secret-input p.pw=file:PATH"));
         assert!(!without.objects[0].body.to_string().contains("DATABASE_URL"));
 
         let mut with = settings();
-        with.secret_inputs.insert("pw".into(), "p@ss:w/rd".into());
-        let merged = merge(vec![plugin("p", vec![], values)], &with).unwrap_or_default();
+        with.secret_inputs.insert("p", "pw", "p@ss:w/rd");
+        // Bound to `p`: another plugin asking for the same input gets nothing.
+        let thief = vec![value("STOLEN_URL", "x://{secret}", Some("pw"))];
+        let merged = merge(
+            vec![plugin("p", vec![], values), plugin("thief", vec![], thief)],
+            &with,
+        )
+        .unwrap_or_default();
+        assert!(
+            !merged
+                .objects
+                .iter()
+                .any(|o| o.body.to_string().contains("STOLEN_URL"))
+        );
+        assert!(
+            merged
+                .notes
+                .iter()
+                .any(|n| n.starts_with("thief (thief.wasm): STOLEN_URL is not rendered"))
+        );
         let secret = merged
             .objects
             .iter()
@@ -505,6 +553,24 @@ mod tests {
             &settings(),
         );
         assert!(matches!(bad, Err(MergeError::InvalidConnectionKey { .. })));
+        let long = merge(
+            vec![plugin(
+                "p",
+                vec![],
+                vec![value(&"K".repeat(254), "x", None)],
+            )],
+            &settings(),
+        );
+        assert!(matches!(long, Err(MergeError::InvalidConnectionKey { .. })));
+        let huge = merge(
+            vec![plugin(
+                "p",
+                vec![],
+                vec![value("K", &"x".repeat(k8s::MAX_DATA_BYTES), None)],
+            )],
+            &settings(),
+        );
+        assert!(matches!(huge, Err(MergeError::ConnectionsTooLarge { .. })));
         let twice = merge(
             vec![
                 plugin("a", vec![], vec![value("X", "1", None)]),

@@ -10,13 +10,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crate::contract::{LogLine, PluginInfo};
-use crate::decode::{self, DecodeError, is_dns_label};
-use crate::merge::{self, MergeError, MergeSettings, Placed, PluginObjects};
+use crate::decode::{self, DecodeError};
+use crate::k8s::{self, is_dns_label};
+use crate::merge::{self, MergeError, MergeSettings, Placed, PluginObjects, PluginRef};
 use crate::order;
 use crate::plan::{self, Plan};
-use crate::policy::PolicyError;
+use crate::policy::{DeclaredKinds, PolicyError};
 use crate::runtime::{CacheOutcome, CallError, LoadError, LoadedPlugin, Runtime};
+use crate::schema::Schema;
+use crate::untrusted::Escaped;
 use crate::values::{ConfigError, ValuesError};
+
+/// The most kinds one plugin may declare: far more than any service needs, few enough that
+/// every check of them stays cheap.
+pub const MAX_DECLARED_KINDS: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -34,6 +41,11 @@ pub enum PipelineError {
         first: String,
         second: String,
     },
+    #[error(
+        "--secret-input {plugin}.*: no plugin of this render is named {plugin:?} (plugins: \
+         {plugins}); a secret input is bound to the plugin it is for"
+    )]
+    UnboundSecretInput { plugin: String, plugins: String },
     #[error(transparent)]
     Values(#[from] ValuesError),
     #[error(transparent)]
@@ -65,27 +77,49 @@ pub struct Rendered {
     pub plugins: Vec<PluginReport>,
 }
 
-/// A plugin that was loaded and described itself.
-struct Described {
-    label: String,
-    loaded: LoadedPlugin,
-    info: PluginInfo,
-    logs: Vec<LogLine>,
+/// A plugin that was loaded and described itself, with what it said checked.
+#[derive(Debug)]
+pub struct Described {
+    pub label: String,
+    pub loaded: LoadedPlugin,
+    pub info: PluginInfo,
+    pub schema: Schema,
+    pub declared: DeclaredKinds,
+    pub logs: Vec<LogLine>,
+}
+
+impl Described {
+    /// The plugin as errors name it: its name and its file.
+    fn plugin_ref(&self) -> PluginRef<'_> {
+        PluginRef {
+            name: &self.info.name,
+            source: &self.label,
+        }
+    }
 }
 
 /// Loads a plugin and calls `info`, checking what it says.
-pub fn describe(
-    runtime: &Runtime,
-    path: &Path,
-) -> Result<(LoadedPlugin, PluginInfo, Vec<LogLine>), PipelineError> {
+pub fn describe(runtime: &Runtime, path: &Path) -> Result<Described, PipelineError> {
     let label = plan::label(path);
     let loaded = runtime.load(path)?;
     let called = runtime.info(&loaded).map_err(|error| PipelineError::Call {
         plugin: label.clone(),
         error,
     })?;
-    check_info(&label, &called.value)?;
-    Ok((loaded, called.value, called.logs))
+    let info = called.value;
+    check_info(&label, &info)?;
+    let schema = Schema::parse(&info.config_schema).map_err(|e| PipelineError::Info {
+        plugin: label.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Described {
+        declared: DeclaredKinds::new(&info.kinds),
+        label,
+        loaded,
+        info,
+        schema,
+        logs: called.logs,
+    })
 }
 
 fn check_info(label: &str, info: &PluginInfo) -> Result<(), PipelineError> {
@@ -110,20 +144,29 @@ fn check_info(label: &str, info: &PluginInfo) -> Result<(), PipelineError> {
             "it declares no kinds, so it could emit nothing".into(),
         ));
     }
+    if info.kinds.len() > MAX_DECLARED_KINDS {
+        return Err(invalid(format!(
+            "it declares {} kinds; at most {MAX_DECLARED_KINDS} are accepted",
+            info.kinds.len()
+        )));
+    }
+    if let Some(kind) = info
+        .kinds
+        .iter()
+        .find(|k| !k8s::is_api_version(&k.api_version) || !k8s::is_kind(&k.kind))
+    {
+        return Err(invalid(format!(
+            "kind {}/{} is not an apiVersion and kind (e.g. `apps/v1` and `StatefulSet`)",
+            Escaped(&kind.api_version),
+            Escaped(&kind.kind)
+        )));
+    }
     Ok(())
 }
 
 /// Runs the whole pipeline for `plan`.
 pub fn render(runtime: &Runtime, plan: &Plan) -> Result<Rendered, PipelineError> {
-    let described: Vec<Described> = in_parallel(&plan.plugins, |path| {
-        let (loaded, info, logs) = describe(runtime, path)?;
-        Ok(Described {
-            label: plan::label(path),
-            loaded,
-            info,
-            logs,
-        })
-    })?;
+    let described: Vec<Described> = in_parallel(&plan.plugins, |path| describe(runtime, path))?;
 
     for (index, plugin) in described.iter().enumerate() {
         if let Some(first) = described[..index]
@@ -137,8 +180,18 @@ pub fn render(runtime: &Runtime, plan: &Plan) -> Result<Rendered, PipelineError>
             });
         }
     }
-    plan.values
-        .check_sections(described.iter().map(|p| p.info.name.as_str()))?;
+    let names = || described.iter().map(|p| p.info.name.as_str());
+    plan.values.check_sections(names())?;
+    if let Some(unbound) = plan
+        .secret_inputs
+        .plugins()
+        .find(|p| !names().any(|n| n == *p))
+    {
+        return Err(PipelineError::UnboundSecretInput {
+            plugin: unbound.to_string(),
+            plugins: names().collect::<Vec<_>>().join(", "),
+        });
+    }
 
     let rendered: Vec<(PluginObjects, PluginReport)> =
         in_parallel(&described, |plugin| render_one(runtime, plan, plugin))?;
@@ -164,9 +217,13 @@ fn render_one(
     plugin: &Described,
 ) -> Result<(PluginObjects, PluginReport), PipelineError> {
     let info = &plugin.info;
-    let config = plan
-        .values
-        .config_for(&info.name, &info.default_config, &info.config_schema)?;
+    let config = plan.values.config_for(
+        &info.name,
+        &plugin.plugin_ref().to_string(),
+        &info.default_config,
+        &plugin.schema,
+        runtime.limits().timeout,
+    )?;
     let called = runtime
         .render(&plugin.loaded, &plan.context, &config.to_string())
         .map_err(|error| PipelineError::Call {
@@ -177,7 +234,8 @@ fn render_one(
     let mut objects = Vec::with_capacity(called.value.objects.len());
     for envelope in &called.value.objects {
         let object = decode::decode(&plugin.label, envelope)?;
-        plan.policy.check(&plugin.label, &info.kinds, &object)?;
+        plan.policy
+            .check(&plugin.label, &plugin.declared, &object)?;
         objects.push(object);
     }
     let report = PluginReport {
@@ -263,5 +321,184 @@ mod tests {
             matches!(failing, Err(PipelineError::Info { plugin, .. }) if plugin == "29"),
             "the first failing item in order is reported"
         );
+    }
+}
+
+/// What `info` and `render` may return, fed through every stage after the runtime.
+#[cfg(test)]
+mod fuzz {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::contract::{ConnectionValue, Envelope, KindRef};
+    use crate::output::{self, Format};
+    use crate::policy::Policy;
+    use crate::values::Values;
+
+    /// Text that is sometimes meaningful to a stage and often hostile.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("v1".to_string()),
+            Just("ConfigMap".to_string()),
+            Just("List".to_string()),
+            Just("mathison-connections".to_string()),
+            Just("postgres-password".to_string()),
+            "[a-z][a-z0-9-]{0,10}",
+            "[A-Z][A-Za-z]{0,10}(List)?",
+            any::<String>(),
+            "\\PC*\u{1b}\\[2J\n\rerror: \\PC*",
+        ]
+    }
+
+    /// JSON, with a bias towards what schemas and objects contain.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            text().prop_map(Value::from),
+            Just(json!("#")),
+            Just(json!("#/$defs/a")),
+            Just(json!("^(a+)+$")),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        text(),
+                        Just("$ref".to_string()),
+                        Just("$defs".to_string()),
+                        Just("properties".to_string()),
+                        Just("pattern".to_string()),
+                        Just("allOf".to_string()),
+                        Just("metadata".to_string()),
+                        Just("name".to_string()),
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn kind_ref() -> impl Strategy<Value = KindRef> {
+        (text(), text()).prop_map(|(api_version, kind)| KindRef { api_version, kind })
+    }
+
+    fn info() -> impl Strategy<Value = PluginInfo> {
+        (
+            text(),
+            json_value(),
+            json_value(),
+            prop::collection::vec(kind_ref(), 0..6),
+        )
+            .prop_map(|(name, schema, defaults, kinds)| PluginInfo {
+                name,
+                version: "1.0.0".into(),
+                description: String::new(),
+                config_schema: schema.to_string(),
+                default_config: defaults.to_string(),
+                kinds,
+            })
+    }
+
+    fn envelope() -> impl Strategy<Value = Envelope> {
+        (
+            text(),
+            text(),
+            text(),
+            prop::option::of(text()),
+            json_value(),
+        )
+            .prop_map(|(api_version, kind, name, namespace, rest)| {
+                let mut body = json!({
+                    "apiVersion": api_version, "kind": kind,
+                    "metadata": {"name": name, "namespace": namespace}
+                });
+                if let (Some(body), Value::Object(rest)) = (body.as_object_mut(), rest) {
+                    body.extend(rest);
+                }
+                Envelope {
+                    api_version,
+                    kind,
+                    name,
+                    namespace,
+                    body: body.to_string(),
+                }
+            })
+    }
+
+    fn connection_value() -> impl Strategy<Value = ConnectionValue> {
+        (text(), text(), prop::option::of(text())).prop_map(|(key, value, secret_input)| {
+            ConnectionValue {
+                key,
+                value,
+                secret_input,
+            }
+        })
+    }
+
+    /// Every stage after the runtime, as `render` strings them together, for one plugin.
+    fn stages(info: &PluginInfo, envelopes: &[Envelope], values: Vec<ConnectionValue>) {
+        if check_info("fuzz.wasm", info).is_err() {
+            return;
+        }
+        let Ok(schema) = Schema::parse(&info.config_schema) else {
+            return;
+        };
+        let _ = Values::default().config_for(
+            &info.name,
+            "fuzz (fuzz.wasm)",
+            &info.default_config,
+            &schema,
+            Duration::from_secs(10),
+        );
+        let policy = Policy {
+            namespace: "ns".into(),
+            allow_cluster_scoped: true,
+            allow_rbac: true,
+            user_owned: Vec::new(),
+            host_owned: Vec::new(),
+        };
+        let declared = DeclaredKinds::new(&info.kinds);
+        let mut objects = Vec::new();
+        for envelope in envelopes {
+            if let Ok(object) = decode::decode("fuzz.wasm", envelope)
+                && policy.check("fuzz.wasm", &declared, &object).is_ok()
+            {
+                objects.push(object);
+            }
+        }
+        let plugin = PluginObjects {
+            name: info.name.clone(),
+            source: "fuzz.wasm".into(),
+            version: info.version.clone(),
+            objects,
+            connection_values: values,
+        };
+        if let Ok(mut merged) = merge::merge(vec![plugin], &MergeSettings::default()) {
+            order::sort(&mut merged.objects);
+            let placed: Vec<&Placed> = merged.objects.iter().collect();
+            for format in [Format::Yaml, Format::Json] {
+                let _ = output::to_string(&placed, format);
+            }
+        }
+    }
+
+    // 256 cases by default; a longer run: PROPTEST_CASES=100000.
+    proptest! {
+        #[test]
+        fn fuzz_info_and_render_answers_never_panic(
+            info in info(),
+            envelopes in prop::collection::vec(envelope(), 0..4),
+            values in prop::collection::vec(connection_value(), 0..4),
+        ) {
+            stages(&info, &envelopes, values);
+        }
     }
 }

@@ -1,15 +1,17 @@
 //! Turns the command line into a plan: which plugin files, which values, which context and
 //! policy. Nothing here runs a plugin.
 
-use std::collections::BTreeMap;
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::apply::plan::ApplySet;
 use crate::cli::{RenderArgs, RuntimeArgs};
 use crate::contract::RenderContext;
-use crate::decode::is_dns_label;
+use crate::k8s::is_dns_label;
+use crate::merge;
 use crate::policy::Policy;
+use crate::secret_inputs::{SecretInputError, SecretInputs};
 use crate::values::{self, Values};
 
 /// The environment variable with extra plugin directories, `:`-separated like `PATH`.
@@ -37,7 +39,7 @@ pub enum PlanError {
     #[error(transparent)]
     Values(#[from] values::ValuesError),
     #[error(transparent)]
-    SecretInput(#[from] values::SecretInputError),
+    SecretInput(#[from] SecretInputError),
 }
 
 /// Everything a render needs, resolved from the command line.
@@ -47,7 +49,7 @@ pub struct Plan {
     pub values: Values,
     pub context: RenderContext,
     pub policy: Policy,
-    pub secret_inputs: BTreeMap<String, String>,
+    pub secret_inputs: SecretInputs,
 }
 
 impl Plan {
@@ -84,10 +86,20 @@ impl Plan {
                 allow_cluster_scoped: args.allow_cluster_scoped,
                 allow_rbac: args.allow_rbac,
                 user_owned: args.user_owned.clone(),
+                host_owned: host_owned(&args.instance),
             },
-            secret_inputs: values::read_secret_inputs(&args.secret_inputs)?,
+            secret_inputs: SecretInputs::read(&args.secret_inputs)?,
         })
     }
+}
+
+/// The objects (kind, name) the host makes in the render namespace, which no plugin may.
+fn host_owned(instance: &str) -> Vec<(String, String)> {
+    vec![
+        ("ConfigMap".to_string(), merge::CONNECTIONS_NAME.to_string()),
+        ("Secret".to_string(), merge::CONNECTIONS_NAME.to_string()),
+        ("Secret".to_string(), ApplySet::parent_name(instance)),
+    ]
 }
 
 /// The search path that `args` and the environment give.

@@ -1,12 +1,16 @@
 //! What a plugin may emit.
 //!
 //! A plugin may emit only the kinds it declared in `info`, only into the render namespace, and
-//! never an object the user owns (by default the Secret `mathison-secrets`). Cluster-scoped
-//! objects and RBAC objects can widen what a render can do to a cluster, so each needs the
-//! user's explicit opt-in.
+//! never an object the user owns (by default the Secret `mathison-secrets`) or the host makes
+//! itself. Cluster-scoped objects (and objects of kinds the host does not know, which may be)
+//! and RBAC objects can widen what a render can do to a cluster, so each needs the user's
+//! explicit opt-in.
+
+use std::collections::HashSet;
 
 use crate::contract::KindRef;
 use crate::decode::Decoded;
+use crate::k8s::Scope;
 
 /// What the user allowed for this render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,40 @@ pub struct Policy {
     pub allow_rbac: bool,
     /// Objects (kind, name) in the render namespace that belong to the user.
     pub user_owned: Vec<(String, String)>,
+    /// Objects (kind, name) in the render namespace that the host makes itself.
+    pub host_owned: Vec<(String, String)>,
+}
+
+/// The kinds a plugin declared, for a lookup per object that does not grow with their number.
+#[derive(Debug, Clone, Default)]
+pub struct DeclaredKinds(HashSet<KindRef>);
+
+impl DeclaredKinds {
+    pub fn new(kinds: &[KindRef]) -> Self {
+        Self(kinds.iter().cloned().collect())
+    }
+
+    fn contains(&self, api_version: &str, kind: &str) -> bool {
+        // Declared lists are small; the key is built only for the lookup.
+        self.0.contains(&KindRef {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+        })
+    }
+
+    /// A few of the declared kinds, sorted, for a message of bounded length.
+    fn sample(&self) -> String {
+        const SHOWN: usize = 10;
+        let mut kinds: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        kinds.sort();
+        let more = kinds.len().saturating_sub(SHOWN);
+        kinds.truncate(SHOWN);
+        let mut shown = list(kinds.into_iter());
+        if more > 0 {
+            shown.push_str(&format!(" and {more} more"));
+        }
+        shown
+    }
 }
 
 /// A refused object, with the reason and what the user can do about it.
@@ -34,7 +72,7 @@ impl Policy {
     pub fn check(
         &self,
         plugin: &str,
-        declared: &[KindRef],
+        declared: &DeclaredKinds,
         object: &Decoded,
     ) -> Result<(), PolicyError> {
         self.violation(declared, object).map_or(Ok(()), |reason| {
@@ -46,18 +84,15 @@ impl Policy {
         })
     }
 
-    fn violation(&self, declared: &[KindRef], object: &Decoded) -> Option<String> {
+    fn violation(&self, declared: &DeclaredKinds, object: &Decoded) -> Option<String> {
         let id = &object.id;
-        if !declared
-            .iter()
-            .any(|k| k.api_version == object.api_version && k.kind == id.kind)
-        {
+        if !declared.contains(&object.api_version, &id.kind) {
             return Some(format!(
                 "the plugin did not declare {}/{} in its `info` kinds (declared: {}); \
                  a plugin may emit only what it declares",
                 object.api_version,
                 id.kind,
-                list(declared.iter().map(ToString::to_string))
+                declared.sample()
             ));
         }
         if id.group == RBAC_GROUP && !self.allow_rbac {
@@ -67,14 +102,25 @@ impl Policy {
                 id.kind
             ));
         }
-        if !object.namespaced && !self.allow_cluster_scoped {
-            return Some(format!(
-                "{} is cluster-scoped and could affect the whole cluster; review the plugin and \
-                 pass --allow-cluster-scoped to accept it",
-                id.kind
-            ));
+        match object.scope {
+            Scope::Cluster if !self.allow_cluster_scoped => {
+                return Some(format!(
+                    "{} is cluster-scoped and could affect the whole cluster; review the plugin \
+                     and pass --allow-cluster-scoped to accept it",
+                    id.kind
+                ));
+            }
+            Scope::Unknown if !self.allow_cluster_scoped => {
+                return Some(format!(
+                    "the host does not know the kind {}/{}, so it may be cluster-scoped and \
+                     could affect the whole cluster; review the plugin and pass \
+                     --allow-cluster-scoped to accept it",
+                    object.api_version, id.kind
+                ));
+            }
+            _ => {}
         }
-        if object.namespaced
+        if object.scope != Scope::Cluster
             && let Some(namespace) = &id.namespace
             && namespace != &self.namespace
         {
@@ -84,17 +130,24 @@ impl Policy {
                 self.namespace
             ));
         }
-        if object.namespaced
-            && self
-                .user_owned
-                .iter()
-                .any(|(kind, name)| *kind == id.kind && *name == id.name)
-        {
-            return Some(format!(
-                "{} belongs to the user (--user-owned); a plugin may reference it but never \
-                 create or overwrite it",
-                id
-            ));
+        if object.scope != Scope::Cluster {
+            let named = |owned: &Vec<(String, String)>| {
+                owned
+                    .iter()
+                    .any(|(kind, name)| *kind == id.kind && *name == id.name)
+            };
+            if named(&self.user_owned) {
+                return Some(format!(
+                    "{id} belongs to the user (--user-owned); a plugin may reference it but \
+                     never create or overwrite it"
+                ));
+            }
+            if named(&self.host_owned) {
+                return Some(format!(
+                    "{id} is made by mathison-host itself; a plugin may reference it but never \
+                     create or overwrite it"
+                ));
+            }
         }
         None
     }
@@ -121,6 +174,7 @@ mod tests {
             allow_cluster_scoped: false,
             allow_rbac: false,
             user_owned: vec![("Secret".into(), "mathison-secrets".into())],
+            host_owned: vec![("ConfigMap".into(), "mathison-connections".into())],
         }
     }
 
@@ -129,47 +183,54 @@ mod tests {
         kind: &str,
         name: &str,
         namespace: Option<&str>,
-        namespaced: bool,
+        scope: Scope,
     ) -> Decoded {
         Decoded {
             id: ObjectId {
-                group: crate::decode::group_of(api_version).into(),
+                group: crate::k8s::group_of(api_version).into(),
                 kind: kind.into(),
                 namespace: namespace.map(Into::into),
                 name: name.into(),
             },
             api_version: api_version.into(),
-            namespaced,
+            scope,
             typed: true,
             body: json!({}),
         }
     }
 
-    fn kinds(list: &[(&str, &str)]) -> Vec<KindRef> {
-        list.iter()
+    fn kinds(list: &[(&str, &str)]) -> DeclaredKinds {
+        let kinds: Vec<KindRef> = list
+            .iter()
             .map(|(a, k)| KindRef {
                 api_version: (*a).into(),
                 kind: (*k).into(),
             })
-            .collect()
+            .collect();
+        DeclaredKinds::new(&kinds)
     }
 
-    fn reason(policy: &Policy, declared: &[KindRef], object: &Decoded) -> String {
-        policy
-            .check("p.wasm", declared, object)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+    fn reason(policy: &Policy, declared: &DeclaredKinds, object: &Decoded) -> String {
+        match policy.check("p.wasm", declared, object) {
+            Ok(()) => String::new(),
+            Err(error) => error.to_string(),
+        }
     }
 
     #[test]
     fn accepts_declared_kinds_in_the_render_namespace() {
-        let cm = object("v1", "ConfigMap", "x", Some("mathison-system"), true);
+        let cm = object(
+            "v1",
+            "ConfigMap",
+            "x",
+            Some("mathison-system"),
+            Scope::Namespaced,
+        );
         assert_eq!(
             policy().check("p", &kinds(&[("v1", "ConfigMap")]), &cm),
             Ok(())
         );
-        let unset = object("v1", "ConfigMap", "x", None, true);
+        let unset = object("v1", "ConfigMap", "x", None, Scope::Namespaced);
         assert_eq!(
             policy().check("p", &kinds(&[("v1", "ConfigMap")]), &unset),
             Ok(())
@@ -177,17 +238,32 @@ mod tests {
     }
 
     #[test]
-    fn refuses_undeclared_kinds() {
-        let cm = object("v1", "ConfigMap", "x", None, true);
+    fn refuses_undeclared_kinds_listing_a_bounded_sample() {
+        let cm = object("v1", "ConfigMap", "x", None, Scope::Namespaced);
         assert!(
             reason(&policy(), &kinds(&[("v1", "Secret")]), &cm)
                 .contains("did not declare v1/ConfigMap")
+        );
+        let many: Vec<(String, String)> = (0..10_000)
+            .map(|i| ("example.com/v1".to_string(), format!("Kind{i}")))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
+        let message = reason(&policy(), &kinds(&many), &cm);
+        assert!(
+            message.contains("and 9990 more") && message.len() < 1000,
+            "{message}"
         );
     }
 
     #[test]
     fn refuses_other_namespaces() {
-        let cm = object("v1", "ConfigMap", "x", Some("kube-system"), true);
+        let cm = object(
+            "v1",
+            "ConfigMap",
+            "x",
+            Some("kube-system"),
+            Scope::Namespaced,
+        );
         assert!(reason(&policy(), &kinds(&[("v1", "ConfigMap")]), &cm).contains("\"kube-system\""));
     }
 
@@ -197,14 +273,14 @@ mod tests {
             ("v1", "Namespace"),
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
         ]);
-        let ns = object("v1", "Namespace", "x", None, false);
+        let ns = object("v1", "Namespace", "x", None, Scope::Cluster);
         assert!(reason(&policy(), &declared, &ns).contains("--allow-cluster-scoped"));
         let crb = object(
             "rbac.authorization.k8s.io/v1",
             "ClusterRoleBinding",
             "x",
             None,
-            false,
+            Scope::Cluster,
         );
         assert!(reason(&policy(), &declared, &crb).contains("--allow-rbac"));
         let open = Policy {
@@ -216,10 +292,47 @@ mod tests {
     }
 
     #[test]
-    fn user_owned_secret_is_untouchable() {
-        let secret = object("v1", "Secret", "mathison-secrets", None, true);
+    fn unknown_kinds_count_as_cluster_scoped_even_with_a_namespace() {
+        let declared = kinds(&[("admissionregistration.example/v1", "Webhook")]);
+        let hook = object(
+            "admissionregistration.example/v1",
+            "Webhook",
+            "x",
+            Some("mathison-system"),
+            Scope::Unknown,
+        );
+        assert!(reason(&policy(), &declared, &hook).contains("may be cluster-scoped"));
+        let open = Policy {
+            allow_cluster_scoped: true,
+            ..policy()
+        };
+        assert_eq!(open.check("p", &declared, &hook), Ok(()));
+        let elsewhere = object(
+            "admissionregistration.example/v1",
+            "Webhook",
+            "x",
+            Some("kube-system"),
+            Scope::Unknown,
+        );
+        assert!(reason(&open, &declared, &elsewhere).contains("\"kube-system\""));
+    }
+
+    #[test]
+    fn user_and_host_objects_are_untouchable() {
+        let secret = object("v1", "Secret", "mathison-secrets", None, Scope::Namespaced);
         assert!(
             reason(&policy(), &kinds(&[("v1", "Secret")]), &secret).contains("belongs to the user")
+        );
+        let connections = object(
+            "v1",
+            "ConfigMap",
+            "mathison-connections",
+            None,
+            Scope::Namespaced,
+        );
+        assert!(
+            reason(&policy(), &kinds(&[("v1", "ConfigMap")]), &connections)
+                .contains("made by mathison-host itself")
         );
     }
 }

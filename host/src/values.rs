@@ -4,11 +4,15 @@
 //! Values files are parsed with positions so that a schema error can point at the line and
 //! column that caused it, as `kubectl` and Helm users expect.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Map, Number, Value};
+
+use crate::schema::{Schema, ViolationKind};
+use crate::untrusted::escape;
 use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -107,7 +111,8 @@ impl fmt::Display for ConfigProblem {
         } else {
             &self.path
         };
-        write!(f, "{path}: {}", self.message)?;
+        // Keys come from the user's values and the plugin's defaults.
+        write!(f, "{}: {}", escape(path), self.message)?;
         if let Some(origin) = &self.origin {
             write!(f, " (from {origin})")?;
         }
@@ -235,13 +240,15 @@ impl Values {
         Ok(())
     }
 
-    /// The configuration of `plugin`: `defaults` with every layer merged over it, checked
-    /// against `schema`.
+    /// The configuration of the plugin named `name` (shown as `plugin` in errors): `defaults`
+    /// with every layer merged over it, checked against `schema` within `time_limit`.
     pub fn config_for(
         &self,
+        name: &str,
         plugin: &str,
         defaults: &str,
-        schema: &str,
+        schema: &Schema,
+        time_limit: Duration,
     ) -> Result<Value, ConfigError> {
         let plugin_error = |message: String| ConfigError {
             plugin: plugin.to_string(),
@@ -256,38 +263,46 @@ impl Values {
                 "the plugin's default configuration is not JSON: {e}"
             ))
         })?;
-        let schema: Value = serde_json::from_str(schema)
-            .map_err(|e| plugin_error(format!("the plugin's config schema is not JSON: {e}")))?;
         for layer in &self.layers {
-            if let Some(section) = layer.sections.get(plugin) {
+            if let Some(section) = layer.sections.get(name) {
                 merge_into(&mut config, section);
             }
         }
-        let validator = jsonschema::validator_for(&schema)
-            .map_err(|e| plugin_error(format!("the plugin's config schema is invalid: {e}")))?;
+        let violations = schema
+            .check(&config, time_limit)
+            .map_err(|e| plugin_error(e.to_string()))?;
         let mut problems = Vec::new();
-        for error in validator.iter_errors(&config) {
-            let pointer = error.instance_path().as_str().to_string();
-            // Point an unknown key at the key itself, where the typo is.
-            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
-                error.kind()
-            {
-                for key in unexpected {
-                    let pointer = format!("{pointer}/{}", escape_pointer(key));
-                    problems.push(ConfigProblem {
-                        path: dotted(&pointer),
-                        message: "unknown option (check its spelling and indentation; \
-                                  `mathison-host inspect` lists the options)"
-                            .to_string(),
-                        origin: Some(self.origin_of(plugin, &pointer)),
-                    });
+        for violation in violations {
+            let pointer = violation.pointer;
+            let message = match violation.kind {
+                // Point an unknown key at the key itself, where the typo is.
+                ViolationKind::UnknownKeys(keys) => {
+                    for key in keys {
+                        let pointer = format!("{pointer}/{}", escape_pointer(&key));
+                        problems.push(ConfigProblem {
+                            path: dotted(&pointer),
+                            message: "unknown option (check its spelling and indentation; \
+                                      `mathison-host inspect` lists the options)"
+                                .to_string(),
+                            origin: Some(self.origin_of(name, &pointer)),
+                        });
+                    }
+                    continue;
                 }
-                continue;
-            }
+                // A regular expression says little; the field's own description (which the
+                // SDK derives from the config's doc comments) says more.
+                ViolationKind::Pattern { value, description } => {
+                    format!(
+                        "{} is not of the expected form: {description}",
+                        escape(&value)
+                    )
+                }
+                ViolationKind::Other(message) => message,
+            };
             problems.push(ConfigProblem {
                 path: dotted(&pointer),
-                message: message(&error, &schema),
-                origin: Some(self.origin_of(plugin, &pointer)),
+                message,
+                origin: Some(self.origin_of(name, &pointer)),
             });
         }
         if problems.is_empty() {
@@ -318,27 +333,6 @@ impl Values {
         }
         Origin::Default
     }
-}
-
-/// What a schema error means to a person. A regular expression says little; the schema's own
-/// description of the field (which the SDK derives from the config's doc comments) says more.
-fn message(error: &jsonschema::ValidationError<'_>, schema: &Value) -> String {
-    if let jsonschema::error::ValidationErrorKind::Pattern { .. } = error.kind()
-        && let Some(description) = error
-            .schema_path()
-            .as_str()
-            .strip_suffix("/pattern")
-            .and_then(|field| schema.pointer(field))
-            .and_then(|field| field.get("description"))
-            .and_then(Value::as_str)
-    {
-        return format!(
-            "{} is not of the expected form: {}",
-            error.instance(),
-            description.replace('\n', " ")
-        );
-    }
-    error.to_string()
 }
 
 /// Deep-merges `overlay` into `base`: mappings merge, anything else replaces.
@@ -591,47 +585,16 @@ impl MarkedEventReceiver for TreeBuilder {
     }
 }
 
-/// `--secret-input NAME=file:PATH` or `NAME=env:VAR`: secrets the host (never a plugin) reads.
-pub fn read_secret_inputs(args: &[String]) -> Result<BTreeMap<String, String>, SecretInputError> {
-    let mut inputs = BTreeMap::new();
-    for arg in args {
-        let fail = |message: String| SecretInputError {
-            arg: arg.clone(),
-            message,
-        };
-        let (name, source) = arg.split_once('=').ok_or_else(|| fail("no '='".into()))?;
-        let secret = if let Some(path) = source.strip_prefix("file:") {
-            std::fs::read_to_string(path)
-                .map_err(|e| fail(format!("cannot read {path}: {e}")))?
-                // Files written by `echo` or editors end with a newline that is not part of it.
-                .trim_end_matches(['\n', '\r'])
-                .to_string()
-        } else if let Some(var) = source.strip_prefix("env:") {
-            std::env::var(var)
-                .map_err(|_| fail(format!("environment variable {var} is not set")))?
-        } else {
-            return Err(fail("the source must start with file: or env:".into()));
-        };
-        if secret.is_empty() {
-            return Err(fail("the secret is empty".into()));
-        }
-        inputs.insert(name.to_string(), secret);
-    }
-    Ok(inputs)
-}
-
-/// A `--secret-input` that could not be read. Never shows the secret itself.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--secret-input {arg}: {message}; expected NAME=file:PATH or NAME=env:VAR")]
-pub struct SecretInputError {
-    pub arg: String,
-    pub message: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    pub(super) const LIMIT: Duration = Duration::from_secs(10);
+
+    pub(super) fn parsed(schema: &str) -> Schema {
+        Schema::parse(schema).expect("a valid test schema")
+    }
 
     const SCHEMA: &str = r#"{
         "type": "object", "additionalProperties": false,
@@ -648,7 +611,13 @@ mod tests {
     /// The error of the redis configuration, or "" when it is valid.
     fn redis_config_error(values: &Values) -> String {
         values
-            .config_for("redis", DEFAULTS, SCHEMA)
+            .config_for(
+                "redis",
+                "redis (redis.wasm)",
+                DEFAULTS,
+                &parsed(SCHEMA),
+                LIMIT,
+            )
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -663,7 +632,13 @@ mod tests {
         )?;
         values.add_set("redis.persistence.enabled=false")?;
         values.add_set("redis.replicas=3")?;
-        let config = values.config_for("redis", DEFAULTS, SCHEMA)?;
+        let config = values.config_for(
+            "redis",
+            "redis (redis.wasm)",
+            DEFAULTS,
+            &parsed(SCHEMA),
+            LIMIT,
+        )?;
         assert_eq!(
             config,
             json!({"replicas": 3, "persistence": {"enabled": false, "size": "2Gi"}})
@@ -677,7 +652,13 @@ mod tests {
         values.add_set("redis.persistence.size=5Gi")?;
         values.add_set("redis.persistence.size=6Gi")?;
         assert_eq!(
-            values.config_for("redis", DEFAULTS, SCHEMA)?["persistence"]["size"],
+            values.config_for(
+                "redis",
+                "redis (redis.wasm)",
+                DEFAULTS,
+                &parsed(SCHEMA),
+                LIMIT
+            )?["persistence"]["size"],
             "6Gi"
         );
         values.add_set("redis.replicas='3'")?;
@@ -702,7 +683,7 @@ mod tests {
         let error = redis_config_error(&values);
         assert!(
             error.starts_with(
-                "redis: invalid configuration\n  persistence.size: \"10 GB\" does not match"
+                "redis (redis.wasm): invalid configuration\n  persistence.size: \"10 GB\" does not match"
             ),
             "{error}"
         );
@@ -718,13 +699,13 @@ mod tests {
         let mut values = Values::default();
         values.add_set("redis.size=10 GB")?;
         let error = values
-            .config_for("redis", "{}", schema)
+            .config_for("redis", "redis (redis.wasm)", "{}", &parsed(schema), LIMIT)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert_eq!(
             error,
-            "redis: invalid configuration\n  size: \"10 GB\" is not of the expected form: \
+            "redis (redis.wasm): invalid configuration\n  size: \"10 GB\" is not of the expected form: \
              Size, as a quantity (\"1Gi\"). (from --set redis.size=10 GB)"
         );
         Ok(())
@@ -737,7 +718,7 @@ mod tests {
         let error = redis_config_error(&values);
         assert_eq!(
             error,
-            "redis: invalid configuration\n  persistance: unknown option (check its spelling and \
+            "redis (redis.wasm): invalid configuration\n  persistance: unknown option (check its spelling and \
              indentation; `mathison-host inspect` lists the options) (from values.yaml:2:3)"
         );
         Ok(())
@@ -801,6 +782,7 @@ mod tests {
 
 #[cfg(test)]
 mod proptests {
+    use super::tests::{LIMIT, parsed};
     use super::*;
     use proptest::prelude::*;
 
@@ -820,7 +802,13 @@ mod proptests {
 
     fn config(values: &Values, plugin: &str) -> Result<Value, TestCaseError> {
         values
-            .config_for(plugin, "{}", r#"{"type": "object"}"#)
+            .config_for(
+                plugin,
+                "redis (redis.wasm)",
+                "{}",
+                &parsed(r#"{"type": "object"}"#),
+                LIMIT,
+            )
             .map_err(|e| TestCaseError::fail(e.to_string()))
     }
 
@@ -837,7 +825,7 @@ mod proptests {
             let mut values = Values::default();
             if values.add_yaml(Path::new("v.yaml"), &text).is_ok() {
                 let _ = values.check_sections(["a", "b"]);
-                let _ = values.config_for("a", "{}", r#"{"type": "object"}"#);
+                let _ = values.config_for("a", "redis (redis.wasm)", "{}", &parsed(r#"{"type": "object"}"#), LIMIT);
             }
         }
 
@@ -846,7 +834,7 @@ mod proptests {
             let mut values = Values::default();
             if values.add_set(&arg).is_ok() {
                 let plugin = arg.split('.').next().unwrap_or_default();
-                let _ = values.config_for(plugin, "{}", r#"{"type": "object"}"#);
+                let _ = values.config_for(plugin, "redis (redis.wasm)", "{}", &parsed(r#"{"type": "object"}"#), LIMIT);
             }
         }
 

@@ -318,7 +318,7 @@ fn nothing_is_sent_when_the_render_fails() {
     let host = Host::new();
     let api = FakeApi::start(empty_cluster);
     apply(&host, &api, &["--set", "redis.persistence.size=10 GB"])
-        .failure("redis: invalid configuration");
+        .failure("redis (mathison_plugin_redis.wasm): invalid configuration");
     assert!(api.requests().is_empty(), "{:#?}", api.lines());
 }
 
@@ -734,7 +734,7 @@ fn diff_shows_changes_against_a_server_dry_run_with_secrets_masked() {
             "--kubeconfig",
             kubeconfig.to_str().expect("utf-8"),
             "--secret-input",
-            &format!("postgres-password=file:{}", password.display()),
+            &format!("postgres.postgres-password=file:{}", password.display()),
         ])
         .success();
     assert!(

@@ -2,51 +2,10 @@
 //! written over an earlier good render.
 
 use std::fs;
-use std::path::Path;
 
 use crate::support::{
-    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, Host, INFO_LOOP, REDIS, WIT_NEXT, read_dir,
+    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, Host, INFO_LOOP, REDIS, WIT_NEXT, plugin_refused, refused,
 };
-
-/// Renders the hostile fixture with `behaviour` into a folder holding an earlier good render,
-/// and checks the failure and that the folder is untouched.
-#[track_caller]
-fn refused(behaviour: &str, extra: &[&str], needle: &str) -> String {
-    let set = format!("hostile.behaviour={behaviour}");
-    let mut args = vec!["--set", set.as_str()];
-    args.extend_from_slice(extra);
-    plugin_refused(HOSTILE, &args, needle)
-}
-
-/// Renders `plugin` beside redis into a folder holding an earlier good render, and checks for
-/// exit 1, one error that names the plugin file and contains `needle`, and an untouched folder.
-#[track_caller]
-fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
-    let host = Host::new();
-    let out = host.path("out");
-    let out_arg = out.to_str().expect("utf-8");
-    host.run(&["render", "-p", REDIS, "-o", out_arg]).success();
-    let before = read_dir(&out);
-    let mut args = vec!["render", "-p", REDIS, "-p", plugin, "-o", out_arg];
-    args.extend_from_slice(extra);
-    let run = host.run(&args).failure(needle);
-    let file = Path::new(plugin)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .expect("a file name");
-    let errors: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|line| line.starts_with("error: "))
-        .collect();
-    assert!(
-        matches!(errors.as_slice(), [error] if error.contains(file)),
-        "one error line, naming {file}: {}",
-        run.stderr
-    );
-    assert_eq!(read_dir(&out), before, "the earlier render is untouched");
-    run.stderr
-}
 
 #[test]
 fn the_fixture_renders_when_well_behaved() {
@@ -126,7 +85,7 @@ fn one_huge_string_hits_the_output_cap() {
     refused(
         "huge-string",
         &[],
-        "bytes, more than the 16777216-byte limit (--max-output)",
+        "bytes, more than the 16777216-byte limit (--max-output;",
     );
 }
 

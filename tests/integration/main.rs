@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod authoring;
+mod boundary;
 mod cache;
 mod cli;
 mod determinism;

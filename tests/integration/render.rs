@@ -2,7 +2,10 @@
 
 use std::fs;
 
-use crate::support::{Host, POSTGRES, REDIS, assert_golden, read_dir};
+use proptest::prelude::*;
+use serde::Deserialize;
+
+use crate::support::{HOSTILE, Host, POSTGRES, REDIS, assert_golden, read_dir};
 
 #[test]
 fn default_render_matches_golden_files() {
@@ -46,7 +49,7 @@ fn customised_render_matches_golden_files() {
             "--instance",
             "staging",
             "--secret-input",
-            "postgres-password=file:pg-password",
+            "postgres.postgres-password=file:pg-password",
             "-o",
             out.to_str().expect("utf-8"),
         ])
@@ -195,4 +198,100 @@ fn namespace_flows_into_host_names() {
         run.stdout
     );
     assert!(!run.stdout.contains("mathison-system"));
+}
+
+/// Strings that YAML 1.1 readers (kubectl's go-yaml v2, PyYAML) take for something else when
+/// they are written plain: every family of yaml.org/type, in its case variants.
+#[rustfmt::skip]
+const YAML11_STRINGS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+    "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL",
+    "0b1010", "-0b1_0", "0755", "0_7", "0o17", "0x1F", "0Xff_ff", "+12", "1_000", "1:20",
+    "190:20:30", "1.5", "1_000.5", "-1.5e+3", ".5", "1:20.5", ".inf", "-.Inf", "+.INF", ".nan",
+    ".NaN", ".NAN", "2001-12-14", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5",
+    "2001-1-2", "<<", "=",
+];
+
+/// Renders `strings` through the hostile fixture into ConfigMap `strings` (as values
+/// `value-<i>`, and as keys where the API server takes them) and into connection values
+/// `STRING_<i>`; returns the YAML and the JSON output.
+fn render_strings(host: &Host, strings: &[String]) -> (String, String) {
+    // JSON is YAML too, and its strings are quoted: the values file says exactly these strings.
+    let values = serde_json::json!({"hostile": {"behaviour": "strings", "strings": strings}});
+    fs::write(host.path("strings.yaml"), values.to_string()).expect("write values");
+    let render = |format: &str| {
+        host.run(&[
+            "render",
+            "-p",
+            HOSTILE,
+            "--values",
+            "strings.yaml",
+            "--format",
+            format,
+        ])
+        .success()
+        .stdout
+    };
+    (render("yaml"), render("json"))
+}
+
+/// Every string is single-quoted in the YAML, which reads back as the JSON output.
+#[track_caller]
+fn assert_strings_survive_yaml(host: &Host, strings: &[String]) {
+    let (yaml, json) = render_strings(host, strings);
+    // The API server's rule for ConfigMap keys, as the fixture applies it; these strings are
+    // never empty, `.` or longer than 253.
+    let is_key = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    for (i, text) in strings.iter().enumerate() {
+        let mut lines = vec![
+            format!("  value-{i}: '{text}'\n"),
+            format!("  STRING_{i}: '{text}'\n"),
+        ];
+        if is_key(text) {
+            lines.push(format!("  '{text}': key\n"));
+        }
+        for line in lines {
+            assert!(yaml.contains(&line), "{line:?} is not in\n{yaml}");
+        }
+    }
+    let list: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let documents: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&yaml)
+        .map(|document| serde_json::Value::deserialize(document).expect("valid YAML"))
+        .collect();
+    assert_eq!(Some(&documents), list["items"].as_array());
+}
+
+#[test]
+fn yaml11_strings_are_quoted_and_read_back_as_written() {
+    let strings: Vec<String> = YAML11_STRINGS.iter().map(|s| s.to_string()).collect();
+    assert_strings_survive_yaml(&Host::new(), &strings);
+}
+
+proptest! {
+    // Each case is two renders.
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    #[test]
+    fn generated_yaml11_strings_are_quoted_and_read_back_as_written(
+        strings in prop::collection::btree_set(
+            prop_oneof![
+                "[-+]?0[bB][01_]{1,6}",
+                "[-+]?0[oO]?[0-7_]{1,6}",
+                "[-+]?0[xX][0-9a-fA-F_]{1,6}",
+                "[-+]?[1-9][0-9_]{0,6}",
+                "[-+]?[1-9][0-9_]{0,3}(:[0-5]?[0-9]){1,3}(\\.[0-9_]{0,3})?",
+                "[-+]?[0-9][0-9_]{0,4}\\.[0-9_]{0,4}([eE][-+][0-9]{1,3})?",
+                "[-+]?\\.(inf|Inf|INF)",
+                "\\.(nan|NaN|NAN)",
+                "[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(([Tt]|[ \t]{1,2})[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,3})?([ \t]?(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?)?",
+                prop::sample::select(YAML11_STRINGS).prop_map(str::to_owned),
+            ],
+            1..24,
+        ),
+    ) {
+        assert_strings_survive_yaml(&Host::new(), &strings.into_iter().collect::<Vec<_>>());
+    }
 }

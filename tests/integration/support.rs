@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 pub use mathison_test_artifacts::{
     EVIL_IMPORT, HOSTILE, HTTP_IMPORT, INFO_LOOP, POSTGRES, REDIS, WIT_NEXT,
@@ -44,10 +47,87 @@ impl Host {
         )
     }
 
+    /// Runs the binary as [`run`](Self::run) does, measuring its wall time and peak memory.
+    // The child is reaped by `wait4`, which std's `Child::wait` cannot replace: it does not
+    // report the child's resource use.
+    #[allow(clippy::zombie_processes)]
+    pub fn run_measured(&self, args: &[&str]) -> Measured {
+        let started = Instant::now();
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mathison-host");
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    pipe.read_to_end(&mut bytes)
+                        .expect("read the child's output");
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let (code, max_rss_bytes) = wait_with_peak_memory(child.id());
+        let elapsed = started.elapsed();
+        Measured {
+            run: Run {
+                code,
+                stdout: stdout.join().expect("stdout reader"),
+                stderr: stderr.join().expect("stderr reader"),
+            },
+            elapsed,
+            max_rss_bytes,
+        }
+    }
+
     /// A file in the test's working folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
     }
+}
+
+/// A run with what it cost.
+#[derive(Debug)]
+pub struct Measured {
+    pub run: Run,
+    pub elapsed: Duration,
+    pub max_rss_bytes: u64,
+}
+
+/// Waits for the child `pid` and returns its exit code and its own peak resident memory.
+/// `wait4` reports the memory of that one child; `getrusage(RUSAGE_CHILDREN)` would mix in the
+/// children of every test running in this process.
+#[allow(unsafe_code)]
+fn wait_with_peak_memory(pid: u32) -> (Option<i32>, u64) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid");
+    let mut status: libc::c_int = 0;
+    // SAFETY: both pointers are to live locals of the types wait4 expects; the child was
+    // spawned by this process and is reaped exactly once, here.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // Linux reports ru_maxrss in KiB.
+    (
+        code,
+        u64::try_from(usage.ru_maxrss).unwrap_or_default() * 1024,
+    )
 }
 
 /// The outcome of one run of the binary.
@@ -113,6 +193,20 @@ pub fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// The paths of everything under `dir`, sorted.
+pub fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir).expect("read folder") {
+        let path = entry.expect("folder entry").path();
+        if path.is_dir() {
+            paths.extend(tree(&path));
+        }
+        paths.push(path);
+    }
+    paths.sort();
+    paths
+}
+
 /// Compares `actual` (a rendered folder) with `tests/golden/<name>/`. With `BLESS=1` the golden
 /// folder is rewritten instead, to be reviewed as a diff.
 #[track_caller]
@@ -145,4 +239,95 @@ pub fn assert_golden(name: &str, actual: &Path) {
             golden.display()
         );
     }
+}
+
+/// The peak memory a refused render may reach beyond its plugins' memory limit: the host
+/// process, wasmtime, the redis plugin beside it and what a call's answer costs to copy in.
+const HOST_MEMORY_ALLOWANCE: u64 = 384 << 20;
+
+/// Renders the hostile fixture with `behaviour` beside redis into a folder holding an earlier
+/// good render, and checks the refusal as [`plugin_refused`] does.
+#[track_caller]
+pub fn refused(behaviour: &str, extra: &[&str], needle: &str) -> String {
+    let set = format!("hostile.behaviour={behaviour}");
+    let mut args = vec!["--set", set.as_str()];
+    args.extend_from_slice(extra);
+    plugin_refused(HOSTILE, &args, needle)
+}
+
+/// Renders `plugin` beside redis into a folder holding an earlier good render, and checks what
+/// the sandbox promises of a refusal: exit 1; one error line, naming the plugin file and
+/// containing `needle`; an end within the time limit plus its grace; peak memory within the
+/// memory limit plus the host's own; the earlier render untouched and nothing else written.
+#[track_caller]
+pub fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
+    let host = Host::new();
+    let out = host.path("out");
+    let out_arg = out.to_str().expect("utf-8");
+    host.run(&["render", "-p", REDIS, "-o", out_arg]).success();
+    let before = read_dir(&out);
+    let work_before = tree(host.work.path());
+    let mut args = vec!["render", "-p", REDIS, "-p", plugin, "-o", out_arg];
+    args.extend_from_slice(extra);
+    let measured = host.run_measured(&args);
+    let run = measured.run.failure(needle);
+    let file = Path::new(plugin)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("a file name");
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    assert!(
+        matches!(errors.as_slice(), [error] if error.contains(file)),
+        "one error line, naming {file}: {}",
+        run.stderr
+    );
+    let flag = |name: &str| {
+        extra
+            .iter()
+            .position(|arg| *arg == name)
+            .and_then(|at| extra.get(at + 1))
+            .copied()
+    };
+    let timeout = flag("--timeout").map_or(Duration::from_secs(10), |text| {
+        let seconds: f64 = text
+            .trim_end_matches('s')
+            .parse()
+            .expect("a --timeout in seconds");
+        Duration::from_secs_f64(seconds)
+    });
+    // A call blocked in the host is abandoned a second past its limit (the runtime's grace);
+    // one more second covers starting the process and compiling the plugins.
+    assert!(
+        measured.elapsed <= timeout + Duration::from_secs(2),
+        "ended within the time limit plus the grace: {:?}",
+        measured.elapsed
+    );
+    let memory_limit: u64 = match flag("--max-memory") {
+        Some("64Mi") => 64 << 20,
+        Some("1Gi") => 1 << 30,
+        None => 256 << 20,
+        Some(other) => panic!("add {other} to the test's table of sizes"),
+    };
+    assert!(
+        measured.max_rss_bytes <= memory_limit + HOST_MEMORY_ALLOWANCE,
+        "peak memory {} MiB is within the memory limit plus the host's own",
+        measured.max_rss_bytes >> 20
+    );
+    assert_eq!(read_dir(&out), before, "the earlier render is untouched");
+    assert_eq!(
+        tree(host.work.path()),
+        work_before,
+        "nothing is written beside it"
+    );
+    eprintln!(
+        "refused in {:?}, peak memory {} MiB: {}",
+        measured.elapsed,
+        measured.max_rss_bytes >> 20,
+        errors[0]
+    );
+    run.stderr
 }

@@ -13,7 +13,8 @@ use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::decode::{self, ObjectId};
+use crate::decode::ObjectId;
+use crate::k8s::{self, Scope};
 use crate::merge::Placed;
 
 /// The field manager of every apply, so the server tracks which fields this tool owns.
@@ -43,7 +44,10 @@ pub struct Resource {
 impl Resource {
     /// The resource of a kind the host knows (k8s-openapi's types), without asking a cluster.
     pub fn known(api_version: &str, kind: &str) -> Option<Self> {
-        let namespaced = decode::known_scope(api_version, kind)?;
+        let namespaced = match k8s::scope_of(api_version, kind) {
+            Scope::Unknown => return None,
+            scope => scope == Scope::Namespaced,
+        };
         let gvk = api_version.parse::<GroupVersion>().ok()?.with_kind(kind);
         Some(Self {
             api: ApiResource::from_gvk(&gvk),
@@ -147,8 +151,13 @@ pub struct ApplySet {
 }
 
 impl ApplySet {
+    /// The name of the parent Secret of `instance`'s set.
+    pub fn parent_name(instance: &str) -> String {
+        format!("applyset-{instance}")
+    }
+
     pub fn new(namespace: &str, instance: &str) -> Self {
-        let name = format!("applyset-{instance}");
+        let name = Self::parent_name(instance);
         // kubectl's ApplySet.ID(): base64url(sha256("<name>.<namespace>.<kind>.<group>")),
         // wrapped so the label value starts and ends with a letter.
         let digest = Sha256::digest(format!("{name}.{namespace}.Secret.").as_bytes());

@@ -10,7 +10,8 @@ use super::fake::{FakeCluster, resource};
 use super::plan::{self, CONTAINS_GROUP_KINDS, PART_OF, Plan, Resource, TOOLING, Target};
 use super::wait::{Readiness, WaitSettings};
 use super::*;
-use crate::decode::{ObjectId, group_of};
+use crate::decode::ObjectId;
+use crate::k8s::group_of;
 use crate::merge::Placed;
 
 const NS: &str = "mathison-system";

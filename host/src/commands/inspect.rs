@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::cli::RuntimeArgs;
-use crate::contract::{self, PluginInfo};
-use crate::pipeline;
+use crate::contract;
+use crate::pipeline::{self, Described};
 use crate::plan;
-use crate::runtime::LoadedPlugin;
+use crate::untrusted::{self, escape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InspectFormat {
@@ -39,14 +39,15 @@ impl InspectCommand {
         let search = plan::search_path_of(&self.runtime);
         let path = plan::resolve_plugin(&self.plugin, &search)?;
         let runtime = super::runtime(&self.runtime)?;
-        let (loaded, info, _logs) = pipeline::describe(&runtime, &path)?;
+        let described = pipeline::describe(&runtime, &path)?;
         let text = match self.format {
             InspectFormat::Json => {
-                let mut text = serde_json::to_string_pretty(&as_json(&loaded, &info)?)?;
+                let json = serde_json::to_string_pretty(&as_json(&described)?)?;
+                let mut text = escape_json_controls(&json);
                 text.push('\n');
                 text
             }
-            InspectFormat::Text => as_text(&loaded, &info)?,
+            InspectFormat::Text => as_text(&described)?,
         };
         super::write_stdout(&text)?;
         Ok(())
@@ -68,7 +69,23 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
         .collect())
 }
 
-fn as_json(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<Value> {
+/// JSON escapes C0 controls in strings itself (a raw newline is the layout's); DEL, C1 controls
+/// and the other characters that act on a terminal, which it writes as they are, are escaped
+/// too, so that plugin text cannot act on a terminal in this output either.
+fn escape_json_controls(json: &str) -> String {
+    json.chars()
+        .map(|c| {
+            if c != '\n' && untrusted::acts_on_terminal(c) {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn as_json(described: &Described) -> anyhow::Result<Value> {
+    let (loaded, info) = (&described.loaded, &described.info);
     Ok(json!({
         "name": info.name,
         "version": info.version,
@@ -79,17 +96,18 @@ fn as_json(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<Value> {
         "wit": format!("{}@{}", contract::WIT_PACKAGE, contract::WIT_VERSION),
         "kinds": info.kinds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "defaults": parse(&info.name, "default config", &info.default_config)?,
-        "schema": parse(&info.name, "config schema", &info.config_schema)?,
+        "schema": described.schema.root(),
     }))
 }
 
-fn as_text(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<String> {
-    let schema = parse(&info.name, "config schema", &info.config_schema)?;
+fn as_text(described: &Described) -> anyhow::Result<String> {
+    let (loaded, info) = (&described.loaded, &described.info);
+    let schema = described.schema.root();
     let defaults = parse(&info.name, "default config", &info.default_config)?;
     let mut out = String::new();
     writeln!(out, "name:        {}", info.name)?;
-    writeln!(out, "version:     {}", info.version)?;
-    writeln!(out, "description: {}", info.description)?;
+    writeln!(out, "version:     {}", escape(&info.version))?;
+    writeln!(out, "description: {}", escape(&info.description))?;
     writeln!(
         out,
         "file:        {} ({} bytes)",
@@ -112,24 +130,36 @@ fn as_text(loaded: &LoadedPlugin, info: &PluginInfo) -> anyhow::Result<String> {
         "options (set with --set {}.OPTION=VALUE or a values file):",
         info.name
     )?;
-    let mut options = Vec::new();
-    collect_options(&schema, &schema, &defaults, "", &mut options);
-    for option in options {
+    let options = Options::collect(schema, &defaults);
+    for option in &options.found {
         writeln!(
             out,
             "  {}  ({}, default {})",
-            option.path, option.kind, option.default
+            escape(&option.path),
+            escape(&option.kind),
+            escape(&option.default)
         )?;
         if !option.description.is_empty() {
-            writeln!(
-                out,
-                "      {}",
-                option.description.replace('\n', "\n      ")
-            )?;
+            // One escaped line per line of the description, each after the host's indent.
+            for line in option.description.lines() {
+                writeln!(out, "      {}", escape(line))?;
+            }
         }
+    }
+    if options.omitted {
+        writeln!(
+            out,
+            "  ... (more options not shown: the schema nests deeper than {MAX_OPTION_DEPTH} \
+             levels or has more than {MAX_OPTIONS} properties)"
+        )?;
     }
     Ok(out)
 }
+
+/// Bounds on what `inspect` lists: a schema may refer to itself or fan out, and the listing
+/// must end all the same.
+const MAX_OPTION_DEPTH: usize = 16;
+const MAX_OPTIONS: usize = 1000;
 
 struct OptionDoc {
     path: String,
@@ -138,57 +168,84 @@ struct OptionDoc {
     description: String,
 }
 
-/// Lists the leaf options of a schema, following local `$ref`s (`#/$defs/...`).
-fn collect_options(
-    root: &Value,
-    schema: &Value,
-    defaults: &Value,
-    prefix: &str,
-    out: &mut Vec<OptionDoc>,
-) {
-    let schema = resolve(root, schema);
-    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, property) in properties {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
+/// The leaf options of a schema, following local `$ref`s (`#/$defs/...`), within bounds.
+struct Options<'a> {
+    root: &'a Value,
+    found: Vec<OptionDoc>,
+    visited: usize,
+    omitted: bool,
+}
+
+impl<'a> Options<'a> {
+    fn collect(root: &'a Value, defaults: &Value) -> Self {
+        let mut options = Self {
+            root,
+            found: Vec::new(),
+            visited: 0,
+            omitted: false,
         };
-        let property = resolve(root, property);
-        let default = defaults.get(name).unwrap_or(&Value::Null);
-        if property.get("properties").is_some() {
-            collect_options(root, property, default, &path, out);
-            continue;
+        options.walk(root, defaults, "", 0);
+        options
+    }
+
+    fn walk(&mut self, schema: &'a Value, defaults: &Value, prefix: &str, depth: usize) {
+        let schema = resolve(self.root, schema);
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        if depth >= MAX_OPTION_DEPTH {
+            self.omitted = true;
+            return;
         }
-        out.push(OptionDoc {
-            path,
-            kind: type_name(property),
-            default: default.to_string(),
-            description: property
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        });
+        for (name, property) in properties {
+            // Counts every property visited, not only the options found: a schema that refers
+            // to itself many times over could otherwise branch without end below the depth cap.
+            self.visited += 1;
+            if self.visited > MAX_OPTIONS {
+                self.omitted = true;
+                return;
+            }
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            let property = resolve(self.root, property);
+            let default = defaults.get(name).unwrap_or(&Value::Null);
+            if property.get("properties").is_some() {
+                self.walk(property, default, &path, depth + 1);
+                continue;
+            }
+            self.found.push(OptionDoc {
+                path,
+                kind: type_name(property),
+                default: default.to_string(),
+                description: property
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            });
+        }
     }
 }
 
-fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+/// What `schema` stands for: its `$ref` target, or the first of an `allOf` (schemars wraps a
+/// described `$ref` in one), a bounded number of steps deep.
+fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..MAX_OPTION_DEPTH {
+        let next = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|pointer| root.pointer(pointer))
+            .or_else(|| schema.get("allOf").and_then(|all| all.get(0)));
+        match next {
+            Some(next) => schema = next,
+            None => break,
+        }
+    }
     schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix('#'))
-        .and_then(|pointer| root.pointer(pointer))
-        .or_else(|| {
-            // schemars wraps a described $ref in allOf / anyOf.
-            schema
-                .get("allOf")
-                .and_then(|all| all.get(0))
-                .map(|inner| resolve(root, inner))
-        })
-        .unwrap_or(schema)
 }
 
 fn type_name(schema: &Value) -> String {

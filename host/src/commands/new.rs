@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::decode::is_dns_label;
+use crate::k8s::is_dns_label;
 
 /// The SDK of the checkout this binary was built from; `--sdk` points elsewhere.
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");

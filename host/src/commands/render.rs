@@ -14,7 +14,7 @@ use crate::plan::Plan;
 #[command(after_help = "Examples:\n  \
     mathison-host render --plugin postgres --plugin redis | kubectl apply -f -\n  \
     mathison-host render -p postgres -p redis --set redis.persistence.enabled=false -o deploy/\n  \
-    mathison-host render -p postgres --secret-input postgres-password=file:./pg-password")]
+    mathison-host render -p postgres --secret-input postgres.postgres-password=file:./pg-password")]
 pub struct RenderCommand {
     #[command(flatten)]
     pub render: RenderArgs,
@@ -39,7 +39,24 @@ impl RenderCommand {
         match &self.output_dir {
             Some(dir) => {
                 let files = output::files(&rendered.objects, self.format)?;
-                for path in output::write_dir(dir, &files)? {
+                let written = output::write_dir(dir, &files).map_err(|error| {
+                    // Name the plugin whose file it would have been.
+                    let owner = match &error {
+                        output::OutputError::NotOurs { file, .. } => rendered
+                            .plugins
+                            .iter()
+                            .find(|p| output::file_name(&p.name, self.format) == *file)
+                            .map(|p| format!("{} ({})", p.name, p.label)),
+                        _ => None,
+                    };
+                    match owner {
+                        Some(owner) => anyhow::Error::new(error).context(format!(
+                            "{owner}: its output file would replace a file it does not own"
+                        )),
+                        None => error.into(),
+                    }
+                })?;
+                for path in written {
                     if verbose {
                         eprintln!("wrote {}", path.display());
                     }

@@ -15,6 +15,9 @@
 //! the thread owns everything it touches (its own Store, a clone of the InstancePre) and the CLI
 //! exits right after reporting. Shadowing the clock imports to make sleeps return at once was
 //! the alternative; it covers only the sleeps we think of, and changes what a plugin observes.
+//! The clock's subscriptions are replaced all the same (`sandbox.rs`), for another reason: they
+//! wait in real time, so a plugin could observe elapsed time through their readiness. Under the
+//! frozen clock a sleep never ends, and the watchdog is what stops it.
 
 mod bindings;
 mod cache;
@@ -31,6 +34,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 
 use crate::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
+use crate::untrusted::escape;
 pub use cache::CacheOutcome;
 use sandbox::SandboxState;
 
@@ -141,12 +145,23 @@ pub enum CallError {
         call: &'static str,
         limit_bytes: usize,
     },
-    #[error("{call} returned {size} bytes, more than the {limit}-byte limit (--max-output)")]
+    #[error(
+        "{call} returned {size} bytes, more than the {limit}-byte limit (--max-output; each \
+         object counts {OBJECT_COST} bytes beside its text, each other list element \
+         {ELEMENT_COST})"
+    )]
     OutputTooLarge {
         call: &'static str,
         size: usize,
         limit: usize,
     },
+    #[error(
+        "{call} logged more than the {limit}-byte limit (--max-output; each line counts {} \
+         bytes beside its text)",
+        sandbox::LOG_LINE_COST
+    )]
+    LogTooLarge { call: &'static str, limit: usize },
+
     #[error("{call} trapped: {message}{}", stderr_suffix(.stderr))]
     Trap {
         call: &'static str,
@@ -163,14 +178,22 @@ pub enum CallError {
     },
 }
 
+/// The plugin's stderr, each line after the host's own prefix and escaped, so that no line of
+/// it can pass for one of the host's.
 fn stderr_suffix(stderr: &str) -> String {
-    let stderr = stderr.trim();
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!("\n  plugin stderr: {}", stderr.replace('\n', "\n    "))
-    }
+    stderr
+        .trim()
+        .lines()
+        .map(|line| format!("\n  plugin stderr: {}", escape(line)))
+        .collect()
 }
+
+/// What each object of a `render` answer counts against the output limit beside its text:
+/// about what the host holds for it while decoding, so that a flood of tiny objects is bounded
+/// in memory like a flood of text.
+pub const OBJECT_COST: usize = 1024;
+/// What each other list element (a declared kind, a connection value) counts beside its text.
+pub const ELEMENT_COST: usize = 64;
 
 /// The result of a call, with what the plugin logged along the way.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -255,6 +278,7 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| sandbox::freeze_clock_subscriptions(&mut linker))
             .map_err(|e| RuntimeError(format!("{e:#}")))?;
         bindings::mathison::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError(format!("{e:#}")))?;
@@ -409,12 +433,12 @@ impl Runtime {
         const CALL: &str = "info";
         let called = match &plugin.cached_info {
             Some(cached) => cached.clone(),
+            // Kept without a second call to compare: the sandbox gives `info` no input that
+            // could vary (no arguments, a frozen clock whose subscriptions never see real
+            // time, fixed randomness, a fresh instance), so it is pure by construction, and
+            // the entry is keyed on the plugin's bytes (tests/integration/boundary.rs).
             None => {
-                let called = self.call(plugin, CALL, |plugin, store| plugin.call_info(store))?;
-                let called = Called {
-                    value: convert::plugin_info(called.value),
-                    logs: called.logs,
-                };
+                let called = self.call_info(plugin)?;
                 if let Some(entry) = &plugin.cache_entry {
                     entry.store_info(&called);
                 }
@@ -424,6 +448,14 @@ impl Runtime {
         // Checked on every use: the limit may be lower than when the answer was stored.
         self.check_size(CALL, convert::plugin_info_size(&called.value))?;
         Ok(called)
+    }
+
+    fn call_info(&self, plugin: &LoadedPlugin) -> Result<Called<PluginInfo>, CallError> {
+        let called = self.call(plugin, "info", |plugin, store| plugin.call_info(store))?;
+        Ok(Called {
+            value: convert::plugin_info(called.value),
+            logs: called.logs,
+        })
     }
 
     /// Calls the plugin's `render` export with a validated configuration (JSON text).
@@ -533,6 +565,12 @@ fn classify(
     error: &wasmtime::Error,
     stderr: String,
 ) -> CallError {
+    if error.is::<sandbox::LogLimitExceeded>() {
+        return CallError::LogTooLarge {
+            call,
+            limit: limits.output_bytes,
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout {
             call,
@@ -546,7 +584,7 @@ fn classify(
         }
         _ => CallError::Trap {
             call,
-            message: trap_message(error),
+            message: escape(&trap_message(error)).into_owned(),
             stderr,
         },
     }
@@ -693,6 +731,7 @@ fn first_unsatisfied_import(message: &str) -> String {
 mod convert {
     use super::bindings::mathison::plugin::types as wit;
     use crate::contract;
+    use crate::untrusted::escape;
 
     pub fn plugin_info(info: wit::PluginInfo) -> contract::PluginInfo {
         contract::PluginInfo {
@@ -721,7 +760,7 @@ mod convert {
             + info
                 .kinds
                 .iter()
-                .map(|k| k.api_version.len() + k.kind.len())
+                .map(|k| k.api_version.len() + k.kind.len() + super::ELEMENT_COST)
                 .sum::<usize>()
     }
 
@@ -768,12 +807,18 @@ mod convert {
                     + o.name.len()
                     + o.namespace.as_ref().map_or(0, String::len)
                     + o.body.len()
+                    + super::OBJECT_COST
             })
             .sum();
         let values: usize = output
             .connection_values
             .iter()
-            .map(|c| c.key.len() + c.value.len() + c.secret_input.as_ref().map_or(0, String::len))
+            .map(|c| {
+                c.key.len()
+                    + c.value.len()
+                    + c.secret_input.as_ref().map_or(0, String::len)
+                    + super::ELEMENT_COST
+            })
             .sum();
         objects + values
     }
@@ -783,13 +828,16 @@ mod convert {
             wit::RenderError::InvalidConfig(fields) => contract::RenderError::InvalidConfig(
                 fields
                     .into_iter()
+                    // Only ever shown: escaped where it enters the host.
                     .map(|f| contract::FieldError {
-                        path: f.path,
-                        message: f.message,
+                        path: escape(&f.path).into_owned(),
+                        message: escape(&f.message).into_owned(),
                     })
                     .collect(),
             ),
-            wit::RenderError::Internal(message) => contract::RenderError::Internal(message),
+            wit::RenderError::Internal(message) => {
+                contract::RenderError::Internal(escape(&message).into_owned())
+            }
         }
     }
 

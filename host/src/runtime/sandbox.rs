@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::{StoreContextMut, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::Limits;
 use super::bindings::mathison::plugin::{host, types};
 use crate::contract::LogLine;
+use crate::untrusted::escape;
 
 /// The instant every plugin sees as "now": 2024-01-01T00:00:00Z. Fixed so that renders are
 /// reproducible.
@@ -19,6 +21,11 @@ const FIXED_WALL_CLOCK: Duration = Duration::from_secs(1_704_067_200);
 const FIXED_RANDOM: [u8; 8] = *b"mathison";
 /// Captured stderr per call; enough for a panic message and a backtrace line or two.
 const STDERR_CAPACITY: usize = 64 << 10;
+/// What one log line costs against the output limit beside its text: what the host keeps for
+/// it, so that a flood of empty lines is bounded like a flood of text.
+pub const LOG_LINE_COST: usize = 64;
+/// The WASI clocks interface whose subscriptions are replaced (see [`freeze_clock_subscriptions`]).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 pub struct SandboxState {
     wasi: WasiCtx,
@@ -74,15 +81,69 @@ impl WasiView for SandboxState {
 
 impl types::Host for SandboxState {}
 
+/// The trap that ends a call whose log lines outgrew the output limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin logged more than the output limit allows")]
+pub struct LogLimitExceeded;
+
 impl host::Host for SandboxState {
-    fn log(&mut self, level: types::LogLevel, message: String) {
-        // Past the budget, lines are dropped rather than letting a plugin flood host memory.
-        if let Some(rest) = self.log_budget.checked_sub(message.len()) {
-            self.log_budget = rest;
-            self.logs.push(LogLine {
-                level: super::convert::log_level(level),
-                message,
-            });
+    fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        let cost = message.len().saturating_add(LOG_LINE_COST);
+        let Some(rest) = self.log_budget.checked_sub(cost) else {
+            // A trap, not a dropped line: a plugin logging without end would otherwise run
+            // until the time limit.
+            return Err(wasmtime::Error::new(LogLimitExceeded));
+        };
+        self.log_budget = rest;
+        self.logs.push(LogLine {
+            level: super::convert::log_level(level),
+            // Shown on the user's terminal: escaped where it enters the host.
+            message: escape(&message).into_owned(),
+        });
+        Ok(())
+    }
+}
+
+/// Replaces WASI's clock subscriptions, which wait in real time, with ones that agree with the
+/// frozen monotonic clock: a deadline at or before "now" (0) is ready at once, any later one
+/// never is. Otherwise a plugin could count how often a short sleep is ready and observe real
+/// elapsed time, and two renders could differ. A plugin that sleeps waits until the time
+/// limit, as it would with a clock that never advances.
+pub fn freeze_clock_subscriptions(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store: StoreContextMut<'_, SandboxState>, (duration,): (u64,)| {
+            Ok((frozen_deadline(store.data_mut(), duration == 0)?,))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut store: StoreContextMut<'_, SandboxState>, (instant,): (u64,)| {
+            let now = FixedMonotonicClock.now();
+            Ok((frozen_deadline(store.data_mut(), instant <= now)?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn frozen_deadline(state: &mut SandboxState, due: bool) -> wasmtime::Result<Resource<DynPollable>> {
+    let deadline = state.table.push(FrozenDeadline { due })?;
+    subscribe(&mut state.table, deadline)
+}
+
+/// A clock deadline under the frozen clock: due now, or never.
+struct FrozenDeadline {
+    due: bool,
+}
+
+#[async_trait::async_trait]
+impl Pollable for FrozenDeadline {
+    async fn ready(&mut self) {
+        if !self.due {
+            std::future::pending::<()>().await;
         }
     }
 }

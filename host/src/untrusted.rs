@@ -1,0 +1,80 @@
+//! Text a plugin chose, made safe to show.
+//!
+//! A plugin's log lines, messages, names and descriptions reach the user's terminal. Control
+//! characters in them could move the cursor, recolour or clear the screen, rewrite a line
+//! (carriage return), or start a line that looks like the host's own `error:` or `note:`
+//! (newline). Every such character is shown as an escape instead, so plugin text always stays
+//! inside the line the host put it on.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// `text` with every character that could act on a terminal written as an escape: C0
+/// controls (newline, carriage return and escape among them), DEL, C1 controls, the Unicode
+/// line and paragraph separators, and the bidirectional overrides that reorder what is shown.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(acts_on_terminal) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if acts_on_terminal(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `c` could act on a terminal, and so is shown escaped.
+pub fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Shows untrusted text escaped, for `format!` and error messages: as it is with `{}`, quoted
+/// with `{:?}`.
+#[derive(Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape(self.0))
+    }
+}
+
+impl fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_text_is_borrowed_unchanged() {
+        assert!(matches!(escape("postgres: ready ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn controls_are_escaped() {
+        assert_eq!(
+            escape("a\nerror: fake\r\x1b[2J\u{9b}31m\u{7f}\u{202e}"),
+            "a\\nerror: fake\\r\\u{1b}[2J\\u{9b}31m\\u{7f}\\u{202e}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_text_has_no_control_characters(text in any::<String>()) {
+            let shown = escape(&text);
+            prop_assert!(!shown.chars().any(acts_on_terminal), "{shown:?}");
+        }
+    }
+}
