@@ -115,6 +115,11 @@ pub struct RenderArgs {
     #[arg(long = "set", value_name = "PLUGIN.KEY=VALUE")]
     pub set: Vec<String>,
 
+    /// Set one value as a string, whatever it looks like (e.g. postgres.database=1). Repeatable;
+    /// wins over files and --set.
+    #[arg(long = "set-string", value_name = "PLUGIN.KEY=VALUE")]
+    pub set_string: Vec<String>,
+
     /// The namespace of every namespaced object.
     #[arg(short, long, default_value = "mathison-system")]
     pub namespace: String,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crate::contract::{LogLine, PluginInfo};
+use crate::contract::{LogLine, PluginInfo, RenderError};
 use crate::decode::{self, DecodeError};
 use crate::k8s::{self, is_dns_label};
 use crate::merge::{self, MergeError, MergeSettings, Placed, PluginObjects, PluginRef};
@@ -226,9 +226,21 @@ fn render_one(
     )?;
     let called = runtime
         .render(&plugin.loaded, &plan.context, &config.to_string())
-        .map_err(|error| PipelineError::Call {
-            plugin: plugin.label.clone(),
-            error,
+        .map_err(|error| match error {
+            // The plugin's own checks read as the schema's, with where each value came from.
+            CallError::Plugin(RenderError::InvalidConfig(fields)) => {
+                let problems: Vec<(String, String)> =
+                    fields.into_iter().map(|f| (f.path, f.message)).collect();
+                PipelineError::Config(plan.values.plugin_problems(
+                    &info.name,
+                    &plugin.plugin_ref().to_string(),
+                    &problems,
+                ))
+            }
+            error => PipelineError::Call {
+                plugin: plugin.label.clone(),
+                error,
+            },
         })?;
 
     let mut objects = Vec::with_capacity(called.value.objects.len());

@@ -73,6 +73,10 @@ impl Plan {
         for set in &args.set {
             values.add_set(set)?;
         }
+        // After every --set, as Helm applies --set-string.
+        for set in &args.set_string {
+            values.add_set_string(set)?;
+        }
         Ok(Self {
             plugins,
             values,

@@ -29,6 +29,7 @@ pub enum Origin {
         column: usize,
     },
     Set(String),
+    SetString(String),
     Default,
 }
 
@@ -37,6 +38,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File { path, line, column } => write!(f, "{}:{line}:{column}", path.display()),
             Origin::Set(arg) => write!(f, "--set {arg}"),
+            Origin::SetString(arg) => write!(f, "--set-string {arg}"),
             Origin::Default => f.write_str("the plugin's defaults"),
         }
     }
@@ -181,6 +183,16 @@ impl Values {
     /// Adds one `--set plugin.key.sub=value`. The value is typed as a YAML scalar (`true`,
     /// `3`, `null`, otherwise a string); quote it (`'"3"'`) to force a string.
     pub fn add_set(&mut self, arg: &str) -> Result<(), ValuesError> {
+        self.add_set_as(arg, false)
+    }
+
+    /// Adds one `--set-string PLUGIN.KEY=VALUE`: the value is a string whatever it looks like
+    /// (`--set-string postgres.database=1`), as Helm's `--set-string`.
+    pub fn add_set_string(&mut self, arg: &str) -> Result<(), ValuesError> {
+        self.add_set_as(arg, true)
+    }
+
+    fn add_set_as(&mut self, arg: &str, string: bool) -> Result<(), ValuesError> {
         let set_error = |message: &str| ValuesError::Set {
             arg: arg.to_string(),
             message: message.to_string(),
@@ -192,7 +204,9 @@ impl Values {
                 "the key needs a plugin name and a setting, with no empty parts",
             ));
         }
-        let value = if is_quoted(raw) {
+        let value = if string {
+            Value::String(raw.to_string())
+        } else if is_quoted(raw) {
             Value::String(raw[1..raw.len() - 1].to_string())
         } else {
             scalar_value(raw, false)
@@ -201,7 +215,11 @@ impl Values {
         for key in keys[1..].iter().rev() {
             tree = Value::Object(Map::from_iter([((*key).to_string(), tree)]));
         }
-        let origin = Origin::Set(arg.to_string());
+        let origin = if string {
+            Origin::SetString(arg.to_string())
+        } else {
+            Origin::Set(arg.to_string())
+        };
         let pointer = format!(
             "/{}",
             keys.iter()
@@ -315,10 +333,14 @@ impl Values {
         }
     }
 
-    /// The origin of the value at `pointer` in `plugin`'s config: the last layer that set it
-    /// or one of its parents.
+    /// The origin of the value at `pointer` in `plugin`'s config: the last layer that set it,
+    /// one of its parents within the section, or something inside it (a problem with a whole
+    /// object the user added to); else the plugin's defaults. A section as a whole (`redis:`)
+    /// is the origin only of a problem with the whole configuration.
     fn origin_of(&self, plugin: &str, pointer: &str) -> Origin {
-        let full = format!("/{}{pointer}", escape_pointer(plugin));
+        let section = format!("/{}", escape_pointer(plugin));
+        let full = format!("{section}{pointer}");
+        let inside = format!("{full}/");
         for layer in self.layers.iter().rev() {
             let mut candidate = full.as_str();
             loop {
@@ -326,12 +348,43 @@ impl Values {
                     return origin.clone();
                 }
                 match candidate.rfind('/') {
-                    Some(0) | None => break,
-                    Some(cut) => candidate = &candidate[..cut],
+                    Some(cut) if cut > section.len() => {
+                        candidate = &candidate[..cut];
+                    }
+                    _ => break,
                 }
+            }
+            if let Some((_, origin)) = layer
+                .origins
+                .iter()
+                .filter(|(set, _)| set.starts_with(&inside))
+                .min_by_key(|(set, _)| set.len())
+            {
+                return origin.clone();
             }
         }
         Origin::Default
+    }
+
+    /// What a plugin's own checks (`invalid-config`) found, with where each value came from,
+    /// as schema problems are shown. `problems` are (dotted path, message) pairs.
+    pub fn plugin_problems(
+        &self,
+        name: &str,
+        plugin: &str,
+        problems: &[(String, String)],
+    ) -> ConfigError {
+        ConfigError {
+            plugin: plugin.to_string(),
+            problems: problems
+                .iter()
+                .map(|(path, message)| ConfigProblem {
+                    path: path.clone(),
+                    message: message.clone(),
+                    origin: Some(self.origin_of(name, &undotted(path))),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -350,6 +403,14 @@ fn merge_into(base: &mut Value, overlay: &Value) {
         }
         (base, overlay) => *base = overlay.clone(),
     }
+}
+
+/// The JSON pointer of a dotted path (`persistence.size` → `/persistence/size`).
+fn undotted(path: &str) -> String {
+    path.split('.')
+        .filter(|key| !key.is_empty())
+        .map(|key| format!("/{}", escape_pointer(key)))
+        .collect()
 }
 
 fn dotted(pointer: &str) -> String {
@@ -747,6 +808,52 @@ mod tests {
         assert_eq!(
             error,
             "v.yaml:1:1: section \"postgress\" names no plugin of this render (plugins: postgres, redis)"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn set_string_keeps_any_value_a_string() -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_set("redis.persistence.size=2")?;
+        values.add_set_string("redis.persistence.size=2Gi")?;
+        values.add_set_string("redis.persistence.enabled=true")?;
+        let config = values.config_for(
+            "redis",
+            "redis (redis.wasm)",
+            DEFAULTS,
+            &parsed(r#"{"type": "object"}"#),
+            LIMIT,
+        )?;
+        assert_eq!(config["persistence"]["size"], json!("2Gi"));
+        assert_eq!(config["persistence"]["enabled"], json!("true"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_plugins_own_problems_show_where_the_value_came_from()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut values = Values::default();
+        values.add_yaml(
+            Path::new("values.yaml"),
+            "redis:\n  persistence:\n    size: 1Ki\n",
+        )?;
+        values.add_set("redis.extra.deep=1")?;
+        let error = values.plugin_problems(
+            "redis",
+            "redis (redis.wasm)",
+            &[
+                ("persistence.size".into(), "too small".into()),
+                ("extra".into(), "not allowed".into()),
+                ("replicas".into(), "must be 1".into()),
+            ],
+        );
+        assert_eq!(
+            error.to_string(),
+            "redis (redis.wasm): invalid configuration\n  \
+             persistence.size: too small (from values.yaml:3:5)\n  \
+             extra: not allowed (from --set redis.extra.deep=1)\n  \
+             replicas: must be 1 (from the plugin's defaults)"
         );
         Ok(())
     }

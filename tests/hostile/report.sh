@@ -20,10 +20,12 @@ fi
 cargo test --release -p mathison-host --test integration --no-run --quiet 2>/dev/null ||
     cargo test --release -p mathison-host --test integration --no-run
 
-host="$root/target/release/mathison-host"
+# MATHISON_HOST_BINARY runs the cases against another build (e.g. an earlier release).
+host="${MATHISON_HOST_BINARY:-$root/target/release/mathison-host}"
 guests="$root/target/guests/wasm32-wasip2/plugin"
 redis="$guests/mathison_plugin_redis.wasm"
 hostile="$guests/mathison_fixture_hostile.wasm"
+info="$guests"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -66,11 +68,32 @@ cases=(
     "truncated file|$work/truncated.wasm|"
     "too-large file (--max-plugin-size 1Ki)|$redis|--max-plugin-size 1Ki"
     "file, env, socket, clock, random (renders; sees nothing)|$hostile|--set hostile.behaviour=escape"
+    "built-in cluster-scoped kind without a type (PriorityClass)|$hostile|--set hostile.behaviour=priority-class"
+    "PriorityClass passed off as namespaced|$hostile|--set hostile.behaviour=priority-class-namespaced"
+    "unknown kind with a namespace|$hostile|--set hostile.behaviour=unknown-kind"
+    "v1 List carrying a RoleBinding|$hostile|--set hostile.behaviour=list"
+    "another plugin's secret input (renders; gets nothing)|$hostile|--set hostile.behaviour=steal-secret -p $guests/mathison_plugin_postgres.wasm --secret-input postgres.postgres-password=env:HOME"
+    "schema whose \$refs multiply (2^40 nodes)|$info/mathison_fixture_hostile_info_ref_fan_out.wasm|"
+    "pattern that needs backtracking|$info/mathison_fixture_hostile_info_lookaround_pattern.wasm|"
+    "self-referencing schema (renders)|$info/mathison_fixture_hostile_info_self_reference.wasm|"
+    "300 000 declared kinds|$info/mathison_fixture_hostile_info_many_kinds.wasm|"
+    "10 million empty log lines|$hostile|--set hostile.behaviour=log-flood"
+    "300 000 tiny objects|$hostile|--set hostile.behaviour=tiny-objects"
+    "escape sequences in a field error|$hostile|--set hostile.behaviour=terminal"
+    "escape sequences in an object name|$hostile|--set hostile.behaviour=terminal-name"
+    "escape sequences in a declared kind|$info/mathison_fixture_hostile_info_bad_kind.wasm|"
+    "the host's ConfigMap mathison-connections|$hostile|--set hostile.behaviour=host-object"
+    "the ApplySet parent Secret|$hostile|--set hostile.behaviour=applyset-parent"
+    "a plugin calling itself redis|$info/mathison_fixture_hostile_info_redis.wasm|"
+    "a 300-character connection key|$hostile|--set hostile.behaviour=long-key"
+    "an invalid label value|$hostile|--set hostile.behaviour=bad-label"
+    "an invalid ConfigMap key|$hostile|--set hostile.behaviour=bad-data-key"
 )
 
 # Warm the cache for every plugin; a near-zero timeout keeps the endless `info` short.
 for plugin in "$redis" "$hostile" "$guests/mathison_fixture_info_loop.wasm" \
-    "$guests/mathison_fixture_wit_next.wasm" "$root"/target/guests/wat/*.wasm; do
+    "$guests/mathison_fixture_wit_next.wasm" "$root"/target/guests/wat/*.wasm \
+    "$guests"/mathison_fixture_hostile_info_*.wasm; do
     "$host" inspect "$plugin" --timeout 1ms >/dev/null 2>&1 || true
 done
 
@@ -91,6 +114,8 @@ for case in "${cases[@]}"; do
     error="${error//$root\//}"
     error="${error//$work\//}"
     error="${error//|/\\|}"
+    # An earlier build may have let a plugin's control characters through: show them inert.
+    error="$(printf '%s' "$error" | cat -v)"
     printf '| %s | %s | %s | %s | %s |\n' "$name" "$code" "$error" "$seconds" \
         "$(awk -v k="$rss_kib" 'BEGIN { printf "%.0f", k / 1024 }')"
 done

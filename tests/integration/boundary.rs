@@ -213,7 +213,8 @@ fn plugin_text_is_escaped_wherever_it_is_shown() {
     assert_inert(&refused(
         "terminal",
         &[],
-        "render failed: invalid configuration\n  mode\\u{1b}[8m: bad\\nnote: forged\\u{9b}31m",
+        "hostile (mathison_fixture_hostile.wasm): invalid configuration\n  \
+         mode\\u{1b}[8m: bad\\nnote: forged\\u{9b}31m",
     ));
     let logged = Host::new()
         .run(&[

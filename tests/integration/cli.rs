@@ -53,7 +53,7 @@ fn inspect_shows_metadata_options_and_hash() {
         "name:        postgres",
         "wit:         mathison:plugin@0.1.0",
         "apps/v1/StatefulSet",
-        "persistence.size  (string, default \"10Gi\")",
+        "persistence.size  (quantity, default \"10Gi\")",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }

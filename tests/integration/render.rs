@@ -185,6 +185,62 @@ fn bad_values_name_the_plugin_path_and_origin() {
         "postgres.resources.limits.memory=256Mi",
     ])
     .failure("postgres");
+    // The plugin's own checks name the plugin and its file, and where the value came from.
+    fs::write(
+        host.path("small.yaml"),
+        "redis:\n  resources:\n    limits:\n      memory: 1Ki\n",
+    )
+    .expect("write values");
+    host.run(&["render", "-p", REDIS, "--values", "small.yaml"])
+        .failure(
+            "error: redis (mathison_plugin_redis.wasm): invalid configuration\n  \
+             resources.limits.memory: the limit \"1Ki\" is below the request \"64Mi\" \
+             (from small.yaml:4:7)",
+        );
+}
+
+#[test]
+fn quantities_take_numbers_and_set_string_forces_a_string() {
+    let host = Host::new();
+    fs::write(
+        host.path("values.yaml"),
+        "redis:\n  resources:\n    limits:\n      cpu: 2\n",
+    )
+    .expect("write values");
+    let rendered = host
+        .run(&[
+            "render",
+            "-p",
+            REDIS,
+            "--values",
+            "values.yaml",
+            "--set",
+            "redis.resources.requests.cpu=0.5",
+            "--format",
+            "json",
+        ])
+        .success();
+    let list: serde_json::Value = serde_json::from_str(&rendered.stdout).expect("JSON");
+    let statefulset = list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|o| o["kind"] == "StatefulSet"))
+        .expect("the StatefulSet");
+    let resources = &statefulset["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["limits"]["cpu"], "2", "{resources}");
+    assert_eq!(resources["requests"]["cpu"], "0.5", "{resources}");
+
+    // --set-string keeps `false` a string, which the boolean option then refuses.
+    host.run(&[
+        "render",
+        "-p",
+        REDIS,
+        "--set-string",
+        "redis.persistence.enabled=false",
+    ])
+    .failure(
+        "persistence.enabled: \"false\" is not of type \"boolean\" (from --set-string \
+             redis.persistence.enabled=false)",
+    );
 }
 
 #[test]

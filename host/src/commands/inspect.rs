@@ -249,6 +249,9 @@ fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
 }
 
 fn type_name(schema: &Value) -> String {
+    if schema.get("format").and_then(Value::as_str) == Some("quantity") {
+        return "quantity".into();
+    }
     match schema.get("type") {
         Some(Value::String(t)) => t.clone(),
         Some(Value::Array(types)) => types

@@ -59,10 +59,14 @@ impl Quantity {
     ///
     /// # Panics
     ///
-    /// If `text` is not a quantity: that is a typo in the plugin's source.
+    /// If `text` is not a quantity: that is a typo in the plugin's source, so the panic names
+    /// the caller's line (`#[track_caller]`; a `panic!` in a closure would name this one).
+    #[track_caller]
     pub fn from_static(text: &'static str) -> Self {
-        text.parse()
-            .unwrap_or_else(|e| panic!("invalid quantity literal: {e}"))
+        match text.parse() {
+            Ok(quantity) => quantity,
+            Err(e) => panic!("invalid quantity literal: {e}"),
+        }
     }
 
     /// The text as written, e.g. `512Mi`.
@@ -281,11 +285,38 @@ impl serde::Serialize for Quantity {
     }
 }
 
+/// A quantity is int-or-string, as the Kubernetes API takes it: `"2"`, `2` and `0.5` are all
+/// quantities, so a values file may say `cpu: 2`. A number becomes its decimal text.
 #[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Quantity {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        struct IntOrString;
+
+        impl serde::de::Visitor<'_> for IntOrString {
+            type Value = Quantity;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kubernetes quantity, as a string (\"1Gi\") or a number")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Quantity, E> {
+                text.parse().map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Quantity, E> {
+                self.visit_str(&number.to_string())
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Quantity, E> {
+                self.visit_str(&number.to_string())
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Quantity, E> {
+                self.visit_str(&number.to_string())
+            }
+        }
+
+        deserializer.deserialize_any(IntOrString)
     }
 }
 
@@ -300,7 +331,9 @@ impl schemars::JsonSchema for Quantity {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "string", "pattern": PATTERN })
+        // The pattern constrains strings only; numbers are quantities as they are. The format
+        // (an annotation to validators) tells `mathison-host inspect` what the option is.
+        schemars::json_schema!({ "type": ["string", "number"], "format": "quantity", "pattern": PATTERN })
     }
 }
 
@@ -314,6 +347,18 @@ impl From<&Quantity> for k8s_openapi::apimachinery::pkg::api::resource::Quantity
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn numbers_are_quantities_as_the_api_takes_them() -> Result<(), serde_json::Error> {
+        for (json, text) in [("2", "2"), ("0.5", "0.5"), ("-1", "-1"), ("\"1Gi\"", "1Gi")] {
+            let quantity: Quantity = serde_json::from_str(json)?;
+            assert_eq!(quantity.to_string(), text);
+        }
+        assert!(serde_json::from_str::<Quantity>("true").is_err());
+        assert!(serde_json::from_str::<Quantity>("\"10 GB\"").is_err());
+        Ok(())
+    }
 
     fn q(text: &str) -> Quantity {
         text.parse()
