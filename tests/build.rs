@@ -35,6 +35,7 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "mathison-fixture-wit-next",
         "mathison_fixture_wit_next",
     ),
+    ("MINIO", "mathison-fixture-minio", "mathison_fixture_minio"),
 ];
 
 /// The behaviours of the hostile-info fixture, each a copy of its component with the behaviour

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::contract::Envelope;
 use crate::k8s::{self, Scope, group_of, is_dns_label, is_dns_subdomain};
-use crate::untrusted::{Escaped, escape};
+use crate::untrusted::{Escaped, shown};
 use mathison_quantity::Quantity;
 
 /// The identity of an object in a cluster: two objects with the same id are the same object.
@@ -102,8 +102,8 @@ pub fn decode(plugin: &str, envelope: &Envelope) -> Result<Decoded, DecodeError>
         // Not yet checked: shown escaped.
         object: format!("{}/{}", Escaped(&envelope.kind), Escaped(&envelope.name)),
         // Paths hold the plugin's keys, messages its values: both shown escaped.
-        path: escape(&problem.path).into_owned(),
-        message: escape(&problem.message).into_owned(),
+        path: shown(&problem.path),
+        message: shown(&problem.message),
     })
 }
 

@@ -17,7 +17,7 @@ use jsonschema::PatternOptions;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 
-use crate::untrusted::escape;
+use crate::untrusted::shown;
 
 /// The most nodes a schema may have with every `$ref` expanded where it is used. Generated
 /// configuration schemas have hundreds; this leaves room without letting references multiply.
@@ -41,7 +41,7 @@ pub enum SchemaError {
     #[error(
         "the plugin's config schema has {keyword} {:?} at {}; only local references to a JSON \
          pointer (\"#/$defs/...\") are supported",
-        escape(value),
+        shown(value),
         display_pointer(at)
     )]
     UnsupportedReference {
@@ -49,7 +49,7 @@ pub enum SchemaError {
         value: String,
         at: String,
     },
-    #[error("the plugin's config schema is invalid: {}", escape(.0))]
+    #[error("the plugin's config schema is invalid: {}", shown(.0))]
     Invalid(String),
     #[error(
         "checking the configuration against the plugin's schema did not finish within the time \
@@ -152,9 +152,9 @@ fn violations(root: &Value, config: &Value) -> Result<Vec<Violation>, SchemaErro
                 }
                 (_, Some(description)) => ViolationKind::Pattern {
                     value: error.instance().to_string(),
-                    description: escape(description).into_owned(),
+                    description: shown(description),
                 },
-                _ => ViolationKind::Other(escape(&error.to_string()).into_owned()),
+                _ => ViolationKind::Other(shown(&error.to_string())),
             };
             Violation { pointer, kind }
         })
@@ -266,7 +266,7 @@ fn display_pointer(pointer: &str) -> String {
     if pointer.is_empty() {
         "the root".to_string()
     } else {
-        escape(pointer).into_owned()
+        shown(pointer)
     }
 }
 

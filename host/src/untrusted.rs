@@ -35,15 +35,32 @@ pub fn acts_on_terminal(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Shows untrusted text escaped, for `format!` and error messages: as it is with `{}`, quoted
-/// with `{:?}`.
+/// The most characters of one piece of plugin text an error message shows: a plugin can make
+/// a key or a name megabytes long, and a message is read by a person.
+pub const SHOWN_CHARS: usize = 200;
+
+/// Shows untrusted text escaped and shortened to [`SHOWN_CHARS`], for `format!` and error
+/// messages: as it is with `{}`, quoted with `{:?}`.
 #[derive(Clone, Copy)]
 pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&escape(self.0))
+        match self.0.char_indices().nth(SHOWN_CHARS) {
+            None => f.write_str(&escape(self.0)),
+            Some((cut, _)) => write!(
+                f,
+                "{}... ({} more bytes)",
+                escape(&self.0[..cut]),
+                self.0.len() - cut
+            ),
+        }
     }
+}
+
+/// [`Escaped`] as a string.
+pub fn shown(text: &str) -> String {
+    Escaped(text).to_string()
 }
 
 impl fmt::Debug for Escaped<'_> {
@@ -60,6 +77,16 @@ mod tests {
     #[test]
     fn plain_text_is_borrowed_unchanged() {
         assert!(matches!(escape("postgres: ready ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn long_text_is_shortened_for_messages() {
+        let long = "K".repeat(SHOWN_CHARS + 100);
+        assert_eq!(
+            shown(&long),
+            format!("{}... (100 more bytes)", "K".repeat(SHOWN_CHARS))
+        );
+        assert_eq!(shown("short\n"), "short\\n");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Number, Value};
 
 use crate::schema::{Schema, ViolationKind};
-use crate::untrusted::escape;
+use crate::untrusted::shown;
 use yaml_rust2::Yaml;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -114,7 +114,7 @@ impl fmt::Display for ConfigProblem {
             &self.path
         };
         // Keys come from the user's values and the plugin's defaults.
-        write!(f, "{}: {}", escape(path), self.message)?;
+        write!(f, "{}: {}", shown(path), self.message)?;
         if let Some(origin) = &self.origin {
             write!(f, " (from {origin})")?;
         }
@@ -312,7 +312,7 @@ impl Values {
                 ViolationKind::Pattern { value, description } => {
                     format!(
                         "{} is not of the expected form: {description}",
-                        escape(&value)
+                        shown(&value)
                     )
                 }
                 ViolationKind::Other(message) => message,

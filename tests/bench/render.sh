@@ -52,7 +52,7 @@ render="$host render -p $official/mathison_plugin_postgres.wasm -p $official/mat
 scaffold="$root/target/bench/bench-plugin-00"
 if [ ! -e "$scaffold" ]; then
     mkdir -p "$(dirname "$scaffold")"
-    "$host" new bench-plugin-00 --path "$scaffold" --sdk "$root/plugins/sdk" >/dev/null
+    "$host" new bench-plugin-00 --path "$scaffold" >/dev/null
 fi
 (cd "$scaffold" && cargo build --quiet --profile plugin --target wasm32-wasip2)
 template="$scaffold/target/wasm32-wasip2/plugin/mathison_plugin_bench_plugin_00.wasm"

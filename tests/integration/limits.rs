@@ -57,6 +57,10 @@ fn stack_overflow_and_panics_are_traps_with_the_plugins_words() {
         stderr.contains("the hostile fixture panics on request"),
         "{stderr}"
     );
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "no advice a plugin's user cannot follow: {stderr}"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! `mathison-host new`: create a plugin project from the templates in `plugins/template/`.
+//! `mathison-host new`: create a plugin project from the templates in `plugins/template/`, with
+//! a copy of the SDK it builds against.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -7,9 +9,6 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use crate::k8s::is_dns_label;
-
-/// The SDK of the checkout this binary was built from; `--sdk` points elsewhere.
-const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk");
 
 /// (path in the new project, template). `{{...}}` placeholders are filled in by [`fill`].
 const TEMPLATES: &[(&str, &str)] = &[
@@ -39,6 +38,41 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where the new project keeps its copy of the SDK. The SDK is not on crates.io, and a path into
+/// the checkout this binary was built from exists only on the machine that built it.
+const VENDOR_DIR: &str = "vendor/mathison-host";
+
+/// A file of this repository, by its path in the repository.
+macro_rules! repository_file {
+    ($path:literal) => {
+        ($path, include_str!(concat!("../../../", $path)))
+    };
+}
+
+/// What the SDK builds from: itself, the quantity crate it depends on and the WIT its bindings
+/// are generated from. Copied into [`VENDOR_DIR`] laid out as in the repository, so that their
+/// relative paths (`../quantity`, `../../wit`) hold.
+const VENDORED: &[(&str, &str)] = &[
+    repository_file!("plugins/sdk/Cargo.toml"),
+    repository_file!("plugins/sdk/src/config.rs"),
+    repository_file!("plugins/sdk/src/k8s.rs"),
+    repository_file!("plugins/sdk/src/labels.rs"),
+    repository_file!("plugins/sdk/src/lib.rs"),
+    repository_file!("plugins/sdk/src/log.rs"),
+    repository_file!("plugins/sdk/src/output.rs"),
+    repository_file!("plugins/sdk/src/schema.rs"),
+    repository_file!("plugins/sdk/src/testing.rs"),
+    repository_file!("plugins/sdk/src/validate.rs"),
+    repository_file!("plugins/quantity/Cargo.toml"),
+    repository_file!("plugins/quantity/src/lib.rs"),
+    repository_file!("wit/README.md"),
+    repository_file!("wit/world.wit"),
+];
+
+/// The repository's workspace manifest: the vendored crates inherit their package fields,
+/// dependencies and lints from its tables (`version.workspace = true`).
+const REPOSITORY_MANIFEST: &str = include_str!("../../../Cargo.toml");
+
 /// Create a new plugin project: a Rust crate using the SDK, with a native test and a one-command
 /// wasm build.
 #[derive(Debug, Args)]
@@ -51,11 +85,6 @@ pub struct NewCommand {
     /// The directory to create; it must not exist [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
-
-    /// The SDK crate the project depends on (`plugins/sdk` of a mathison-host checkout)
-    /// [default: the SDK this binary was built with].
-    #[arg(long, value_name = "PATH")]
-    pub sdk: Option<PathBuf>,
 }
 
 impl NewCommand {
@@ -68,20 +97,16 @@ impl NewCommand {
                 dir.display()
             );
         }
-        let sdk = find_sdk(self.sdk.as_deref())?;
-        let sdk = sdk
-            .to_str()
-            .with_context(|| format!("the SDK path {} is not valid UTF-8", sdk.display()))?;
-        write_project(&dir, &self.name, sdk)?;
+        write_project(&dir, &self.name)?;
+        // Inside the project, `--plugin NAME` finds the build in ./target/wasm32-wasip2/plugin.
         println!(
-            "Created the plugin {name} in {dir}. Next:\n  \
+            "Created the plugin {name} in {dir}, with a copy of the SDK in {VENDOR_DIR}. Next:\n  \
              cd {dir}\n  \
              cargo test\n  \
              cargo build-plugin\n  \
-             mathison-host render --plugin target/wasm32-wasip2/plugin/mathison_plugin_{suffix}.wasm",
+             mathison-host render --plugin {name}",
             name = self.name,
             dir = dir.display(),
-            suffix = self.name.replace('-', "_"),
         );
         Ok(())
     }
@@ -102,31 +127,9 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The SDK crate's absolute path, checked to be the SDK: the project lives elsewhere, so a
-/// relative path or a wrong folder would only fail later, inside cargo.
-fn find_sdk(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let path = given.unwrap_or(Path::new(BUILT_FROM_SDK));
-    let hint = if given.is_some() {
-        "--sdk must name the plugins/sdk folder of a mathison-host checkout"
-    } else {
-        "this binary was built elsewhere; pass --sdk with the plugins/sdk folder of a \
-         mathison-host checkout"
-    };
-    let manifest = fs::read_to_string(path.join("Cargo.toml"))
-        .with_context(|| format!("no SDK at {}: {hint}", path.display()))?;
-    if !manifest.contains("name = \"mathison-plugin-sdk\"") {
-        bail!(
-            "{} is not the mathison-plugin-sdk crate: {hint}",
-            path.display()
-        );
-    }
-    path.canonicalize()
-        .with_context(|| format!("cannot resolve {}", path.display()))
-}
-
-/// Writes every template into a temporary sibling of `dir`, then renames it into place, so a
-/// failure leaves nothing half-written behind.
-fn write_project(dir: &Path, name: &str, sdk: &str) -> anyhow::Result<()> {
+/// Writes every template and the vendored SDK into a temporary sibling of `dir`, then renames it
+/// into place, so a failure leaves nothing half-written behind.
+fn write_project(dir: &Path, name: &str) -> anyhow::Result<()> {
     let parent = match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -136,14 +139,20 @@ fn write_project(dir: &Path, name: &str, sdk: &str) -> anyhow::Result<()> {
         .prefix(".mathison-new-")
         .tempdir_in(parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    for (file, template) in TEMPLATES {
+    let workspace_tables = workspace_tables();
+    let templates = TEMPLATES
+        .iter()
+        .map(|(file, template)| (PathBuf::from(file), fill(template, name, &workspace_tables)));
+    let vendored = VENDORED
+        .iter()
+        .map(|(file, text)| (Path::new(VENDOR_DIR).join(file), (*text).to_owned()));
+    for (file, text) in templates.chain(vendored) {
         let path = staging.path().join(file);
         if let Some(folder) = path.parent() {
             fs::create_dir_all(folder)
                 .with_context(|| format!("cannot create {}", folder.display()))?;
         }
-        fs::write(&path, fill(template, name, sdk))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     fs::rename(staging.path(), dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The folder now lives at `dir`; there is nothing left for the guard to delete.
@@ -152,7 +161,7 @@ fn write_project(dir: &Path, name: &str, sdk: &str) -> anyhow::Result<()> {
 }
 
 /// A template with its placeholders filled in for the plugin `name`.
-fn fill(template: &str, name: &str, sdk: &str) -> String {
+fn fill(template: &str, name: &str, workspace_tables: &str) -> String {
     let type_name: String = name
         .split('-')
         .filter(|part| !part.is_empty())
@@ -166,12 +175,80 @@ fn fill(template: &str, name: &str, sdk: &str) -> String {
             &name.replace('-', "_").to_ascii_uppercase(),
         )
         .replace("{{type}}", &type_name)
-        .replace("{{sdk_path}}", &toml_escape(sdk))
+        .replace("{{sdk_path}}", &format!("{VENDOR_DIR}/plugins/sdk"))
+        .replace("{{workspace_tables}}", workspace_tables)
 }
 
-/// The inside of a TOML basic string: the SDK path is written between double quotes.
-fn toml_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"")
+/// The tables of the repository's manifest that the new project's manifest repeats, so that the
+/// vendored crates (and the plugin) inherit from it what they inherit here: the package fields,
+/// the lints and the dependencies they name, at the versions the SDK is built and tested with.
+fn workspace_tables() -> String {
+    let inherited = inherited_dependencies();
+    let mut tables = String::new();
+    let mut current = "";
+    for (table, line) in lines_by_table(REPOSITORY_MANIFEST) {
+        let wanted = match table {
+            "[workspace.package]" => true,
+            "[workspace.dependencies]" => {
+                dependency_name(line).is_some_and(|n| inherited.contains(n))
+            }
+            _ => table.starts_with("[workspace.lints."),
+        };
+        if !wanted {
+            continue;
+        }
+        if table != current {
+            if !tables.is_empty() {
+                tables.push('\n');
+            }
+            tables.push_str(table);
+            tables.push('\n');
+            current = table;
+        }
+        tables.push_str(line);
+        tables.push('\n');
+    }
+    tables
+}
+
+/// The dependencies that the new project's manifests (the plugin's and the vendored crates')
+/// take from the workspace (`serde.workspace = true`, `k8s-openapi = { workspace = true, ... }`).
+fn inherited_dependencies() -> BTreeSet<&'static str> {
+    TEMPLATES
+        .iter()
+        .chain(VENDORED)
+        .filter(|(file, _)| file.ends_with("Cargo.toml"))
+        .flat_map(|(_, manifest)| lines_by_table(manifest))
+        .filter(|(table, _)| table.ends_with("dependencies]"))
+        .filter_map(|(_, line)| {
+            line.strip_suffix(".workspace = true").or_else(|| {
+                line.split_once(" = { workspace = true")
+                    .map(|(name, _)| name)
+            })
+        })
+        .collect()
+}
+
+/// The name a dependency line declares (`serde = { ... }` → `serde`).
+fn dependency_name(line: &str) -> Option<&str> {
+    line.split_once(" = ").map(|(name, _)| name)
+}
+
+/// Each line of a manifest with the header of the table it is in (`[dependencies]`), without
+/// headers, comments and blank lines. Enough for our manifests, which put every entry on one
+/// line.
+fn lines_by_table(manifest: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut table = "";
+    manifest.lines().filter_map(move |line| {
+        if line.starts_with('[') {
+            table = line;
+            None
+        } else if line.is_empty() || line.starts_with('#') {
+            None
+        } else {
+            Some((table, line))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -207,44 +284,67 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         for (file, template) in TEMPLATES {
-            let text = fill(template, "object-store", "/sdk");
+            let text = fill(template, "object-store", "[workspace.package]");
             assert!(!text.contains("{{"), "{file} keeps a placeholder:\n{text}");
         }
-        let lib = fill(template("src/lib.rs"), "object-store", "/sdk");
+        let lib = fill(template("src/lib.rs"), "object-store", "");
         assert!(lib.contains("pub struct ObjectStorePlugin;"));
         assert!(lib.contains("\"OBJECT_STORE_URL\""));
+        let manifest = fill(template("Cargo.toml"), "object-store", "");
+        assert!(manifest.contains("path = \"vendor/mathison-host/plugins/sdk\""));
     }
 
-    /// The template pins k8s-openapi itself (a generated project is outside the workspace): it
-    /// must stay the version the SDK is built and tested with.
+    /// The copy must hold every file the SDK builds from; a file added to the SDK, the quantity
+    /// crate or the WIT must be added to [`VENDORED`] too.
     #[test]
-    fn template_uses_the_workspace_k8s_openapi() {
-        let workspace = include_str!("../../../Cargo.toml");
-        let version_of = |manifest: &str| {
-            manifest
-                .lines()
-                .find(|line| line.starts_with("k8s-openapi = "))
-                .and_then(|line| line.split('"').nth(1))
-                .map(str::to_owned)
-        };
-        assert!(version_of(workspace).is_some());
-        assert_eq!(version_of(template("Cargo.toml")), version_of(workspace));
+    fn every_file_the_sdk_builds_from_is_vendored() {
+        fn files_under(repository: &Path, folder: &Path, found: &mut BTreeSet<String>) {
+            let entries = fs::read_dir(repository.join(folder))
+                .unwrap_or_else(|e| panic!("read {}: {e}", folder.display()));
+            for entry in entries {
+                let path = folder.join(entry.expect("a directory entry").file_name());
+                if repository.join(&path).is_dir() {
+                    files_under(repository, &path, found);
+                } else {
+                    found.insert(path.display().to_string());
+                }
+            }
+        }
+        let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut on_disk = BTreeSet::from([
+            "plugins/sdk/Cargo.toml".to_owned(),
+            "plugins/quantity/Cargo.toml".to_owned(),
+        ]);
+        for folder in ["plugins/sdk/src", "plugins/quantity/src", "wit"] {
+            files_under(&repository, Path::new(folder), &mut on_disk);
+        }
+        let vendored: BTreeSet<String> = VENDORED.iter().map(|(f, _)| (*f).to_owned()).collect();
+        assert_eq!(vendored, on_disk);
     }
 
+    /// The project declares exactly the workspace dependencies its manifests inherit, with the
+    /// repository's versions, and the package fields and lints the vendored crates inherit.
     #[test]
-    fn refuses_what_is_not_the_sdk() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        assert!(find_sdk(Some(dir.path())).is_err());
-        fs::write(
-            dir.path().join("Cargo.toml"),
-            "[package]\nname = \"other\"\n",
-        )
-        .expect("write");
-        let error = find_sdk(Some(dir.path())).err().map(|e| e.to_string());
-        assert!(error.is_some_and(|e| e.contains("is not the mathison-plugin-sdk crate")));
-        assert!(
-            find_sdk(None).is_ok(),
-            "the built-from SDK exists in a checkout"
-        );
+    fn the_project_declares_what_its_crates_inherit() {
+        let tables = workspace_tables();
+        let declared: BTreeSet<&str> = lines_by_table(&tables)
+            .filter(|(table, _)| *table == "[workspace.dependencies]")
+            .filter_map(|(_, line)| dependency_name(line))
+            .collect();
+        assert_eq!(declared, inherited_dependencies());
+        for expected in ["k8s-openapi", "wit-bindgen", "serde", "schemars"] {
+            assert!(declared.contains(expected), "{expected} is not declared");
+        }
+        let k8s_openapi = lines_by_table(REPOSITORY_MANIFEST)
+            .find(|(_, line)| dependency_name(line) == Some("k8s-openapi"))
+            .map(|(_, line)| line);
+        assert!(k8s_openapi.is_some_and(|line| tables.contains(line)));
+        for table in [
+            "[workspace.package]\nversion = ",
+            "\n[workspace.lints.rust]\n",
+            "\n[workspace.lints.clippy]\n",
+        ] {
+            assert!(tables.contains(table), "{table:?} is missing:\n{tables}");
+        }
     }
 }

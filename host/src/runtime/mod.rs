@@ -179,11 +179,13 @@ pub enum CallError {
 }
 
 /// The plugin's stderr, each line after the host's own prefix and escaped, so that no line of
-/// it can pass for one of the host's.
+/// it can pass for one of the host's. Rust's advice to set `RUST_BACKTRACE` is left out: a
+/// plugin has no environment, so the user could not follow it.
 fn stderr_suffix(stderr: &str) -> String {
     stderr
         .trim()
         .lines()
+        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
         .map(|line| format!("\n  plugin stderr: {}", escape(line)))
         .collect()
 }

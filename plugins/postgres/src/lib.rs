@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerPort, EnvVar, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use mathison_plugin_sdk::config::Resources;
 use mathison_plugin_sdk::k8s::{self, NamedPort, StatefulSetParts};
@@ -218,7 +218,7 @@ impl Plugin for Postgres {
                 labels: &labels,
                 selector: &selector,
                 client_labels: &config.client_labels,
-                port: PORT,
+                ports: &[PORT],
             },
         );
         out.push(stateful_set(ctx, &config, labels, selector));
@@ -266,12 +266,7 @@ fn stateful_set(
         name: NAME.to_owned(),
         image: Some(config.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT.name.to_owned()),
-            container_port: PORT.port,
-            protocol: Some("TCP".to_owned()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![PORT.container_port()]),
         env: Some(vec![
             env("POSTGRES_DB", &config.database),
             env("POSTGRES_USER", &config.user),
@@ -305,11 +300,10 @@ fn stateful_set(
         k8s::empty_dir("tmp"),
         k8s::memory_empty_dir("shm", &config.shm_size),
         k8s::config_map_volume("initdb", INITDB),
-        k8s::secret_file_volume(
+        k8s::secret_volume(
             "password",
             &config.auth.existing_secret,
-            &config.auth.key,
-            "password",
+            &[(&config.auth.key, "password")],
         ),
     ];
     let security = k8s::pod_security_context(POSTGRES_UID, POSTGRES_UID, POSTGRES_UID);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerPort, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use mathison_plugin_sdk::config::Resources;
 use mathison_plugin_sdk::k8s::{self, NamedPort, StatefulSetParts};
@@ -222,7 +222,7 @@ impl Plugin for Redis {
                 labels: &labels,
                 selector: &selector,
                 client_labels: &config.client_labels,
-                port: PORT,
+                ports: &[PORT],
             },
         );
         out.push(stateful_set(ctx, &config, labels, selector));
@@ -276,11 +276,10 @@ fn stateful_set(
     let mut volumes = vec![k8s::config_map_volume("config", CONFIG_MAP)];
     if let Some(secret) = &config.auth.existing_secret {
         mounts.push(k8s::mount("password", PASSWORD_DIR, true));
-        volumes.push(k8s::secret_file_volume(
+        volumes.push(k8s::secret_volume(
             "password",
             secret,
-            &config.auth.key,
-            "password",
+            &[(&config.auth.key, "password")],
         ));
     }
     let mut claims = Vec::new();
@@ -300,12 +299,7 @@ fn stateful_set(
         image: Some(config.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         command: Some(command),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT.name.to_owned()),
-            container_port: PORT.port,
-            protocol: Some("TCP".to_owned()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![PORT.container_port()]),
         resources: Some(config.resources.to_k8s()),
         security_context: Some(k8s::container_security_context()),
         // Loading a large AOF at start answers LOADING; give it 2 minutes before liveness counts.

@@ -30,6 +30,11 @@ pub struct ResourceList {
 
 impl Resources {
     /// From literal quantities (requests then limits), for a plugin's defaults.
+    ///
+    /// # Panics
+    ///
+    /// If a literal is not a quantity; the message names the caller's line.
+    #[track_caller]
     pub fn new(
         cpu_request: &'static str,
         memory_request: &'static str,
@@ -79,6 +84,7 @@ impl Resources {
 }
 
 impl ResourceList {
+    #[track_caller]
     fn new(cpu: &'static str, memory: &'static str) -> Self {
         Self {
             cpu: Quantity::from_static(cpu),
@@ -89,6 +95,9 @@ impl ResourceList {
 
 #[cfg(test)]
 mod tests {
+    use std::panic;
+    use std::sync::{Mutex, PoisonError};
+
     use super::*;
     use crate::RenderError;
 
@@ -103,6 +112,34 @@ mod tests {
             }
             other => panic!("expected invalid-config, got {other:?}"),
         }
+    }
+
+    /// A typo in a default panics inside `info`; the message must point at the plugin's line,
+    /// not at the SDK's or the quantity crate's.
+    #[test]
+    fn a_bad_literal_panics_at_the_callers_line() {
+        static LOCATION: Mutex<Option<String>> = Mutex::new(None);
+        panic::set_hook(Box::new(|info| {
+            let message = info.payload_as_str().unwrap_or_default();
+            if message.starts_with("invalid quantity literal") {
+                let location = info.location().map(ToString::to_string);
+                *LOCATION.lock().unwrap_or_else(PoisonError::into_inner) = location;
+            }
+        }));
+        let line = line!() + 1;
+        let result = panic::catch_unwind(|| Resources::new("1", "1Gi", "2 cores", "1Gi"));
+        // Back to the default hook, which the test harness captures.
+        drop(panic::take_hook());
+        assert!(result.is_err());
+        let location = LOCATION
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let here = format!("{}:{line}:", file!());
+        assert!(
+            location.as_deref().is_some_and(|l| l.starts_with(&here)),
+            "the panic is at {location:?}, not at {here}"
+        );
     }
 
     #[test]

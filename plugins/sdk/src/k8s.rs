@@ -1,5 +1,8 @@
-//! Building blocks for a hardened single-replica database: the security settings, Services,
-//! NetworkPolicy and StatefulSet that every such plugin renders the same way.
+//! Building blocks for a hardened single-replica server: the security settings, Services,
+//! NetworkPolicy, StatefulSet, volumes and probes that every such plugin renders the same way.
+//!
+//! The helpers leave out empty maps (no `annotations: {}`): the API server drops them anyway, so
+//! they would only make the rendered manifests differ from what the cluster stores.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +11,11 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, ExecAction, KeyToPath,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    ExecAction, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -22,14 +26,19 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::{Context, Output, Quantity};
 
-/// Metadata for a namespaced object in the render's namespace.
+/// Metadata for a namespaced object in the render's namespace; no `labels` if they are empty.
 pub fn meta(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(ctx.namespace.clone()),
-        labels: Some(labels.clone()),
+        labels: non_empty(labels.clone()),
         ..Default::default()
     }
+}
+
+/// `None` for an empty map, so that it is left out of the output rather than written as `{}`.
+fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
 }
 
 /// The pod security context of a non-root database image: its own uid/gid, volumes group-owned
@@ -86,32 +95,42 @@ pub fn hardened_pod_spec(
     }
 }
 
-/// The checkov skip annotations (`checkov.io/skipN: CHECK=reason`) for an official image that
-/// runs as a fixed low uid from a mutable tag; every other check must pass.
+/// The checkov checks that any plugin whose image is a setting, pulled `IfNotPresent`, fails by
+/// design, with reasons that hold whatever the image: pass them to [`checkov_skips`].
+pub const CONFIGURABLE_IMAGE_CHECKOV_SKIPS: [(&str, &str); 2] = [
+    (
+        "CKV_K8S_43",
+        "the image is configurable; pin a digest through the plugin's image setting",
+    ),
+    (
+        "CKV_K8S_15",
+        "IfNotPresent lets the pod restart while the registry is unreachable",
+    ),
+];
+
+/// The annotations that make checkov skip each `(check, reason)`: `checkov.io/skipN:
+/// CHECK=reason`, numbered in order. Give reasons that are true for the plugin's own image;
+/// checkov runs every check that is not listed.
+pub fn checkov_skips(skips: &[(&str, &str)]) -> BTreeMap<String, String> {
+    skips
+        .iter()
+        .enumerate()
+        .map(|(i, (check, reason))| {
+            (
+                format!("checkov.io/skip{}", i + 1),
+                format!("{check}={reason}"),
+            )
+        })
+        .collect()
+}
+
+/// The checkov skips of an official image (postgres, redis) that runs as a fixed low uid which
+/// owns its data files: [`CONFIGURABLE_IMAGE_CHECKOV_SKIPS`] and CKV_K8S_40 (a uid of 10000 or
+/// more). An image that runs as any uid should run as a high one and skip only the former.
 pub fn official_image_checkov_skips(uid: i64) -> BTreeMap<String, String> {
-    [
-        (
-            "CKV_K8S_43",
-            "the image is configurable; pin a digest through the plugin's image setting",
-        ),
-        (
-            "CKV_K8S_15",
-            "IfNotPresent lets the pod restart while the registry is unreachable",
-        ),
-        (
-            "CKV_K8S_40",
-            &*format!("the official image runs as uid {uid}, which owns its data files"),
-        ),
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, (check, reason))| {
-        (
-            format!("checkov.io/skip{}", i + 1),
-            format!("{check}={reason}"),
-        )
-    })
-    .collect()
+    let low_uid = format!("the official image runs as uid {uid}, which owns its data files");
+    let [digest, pull_policy] = CONFIGURABLE_IMAGE_CHECKOV_SKIPS;
+    checkov_skips(&[digest, pull_policy, ("CKV_K8S_40", &low_uid)])
 }
 
 /// An emptyDir on the node's disk, for a path that a read-only root filesystem makes unwritable.
@@ -147,18 +166,23 @@ pub fn config_map_volume(name: &str, config_map: &str) -> Volume {
     }
 }
 
-/// A volume holding one key of a Secret as the file `file`, mode 0440 (288): readable by the
-/// owner and, through the pod's fsGroup, by the container's group only.
-pub fn secret_file_volume(name: &str, secret: &str, key: &str, file: &str) -> Volume {
+/// A volume of some keys of a Secret, each `(key, file)` as the file `file`, mode 0440 (288):
+/// readable by the owner and, through the pod's fsGroup, by the container's group only.
+pub fn secret_volume(name: &str, secret: &str, files: &[(&str, &str)]) -> Volume {
     Volume {
         name: name.to_owned(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret.to_owned()),
-            items: Some(vec![KeyToPath {
-                key: key.to_owned(),
-                path: file.to_owned(),
-                ..Default::default()
-            }]),
+            items: Some(
+                files
+                    .iter()
+                    .map(|(key, file)| KeyToPath {
+                        key: (*key).to_owned(),
+                        path: (*file).to_owned(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             default_mode: Some(0o440),
             ..Default::default()
         }),
@@ -179,15 +203,65 @@ pub fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
 /// A probe that runs `command` in the container every `period_seconds`, failing after
 /// `failure_threshold` consecutive failures; each run may take up to 5 s.
 pub fn exec_probe(command: &[&str], period_seconds: i32, failure_threshold: i32) -> Probe {
+    timed_probe(
+        Probe {
+            exec: Some(ExecAction {
+                command: Some(command.iter().map(|s| (*s).to_owned()).collect()),
+            }),
+            ..Default::default()
+        },
+        period_seconds,
+        failure_threshold,
+    )
+}
+
+/// A probe that GETs `path` over HTTP from the container's port `port` (by name): a status from
+/// 200 to 399 passes. Timing as for [`exec_probe`].
+pub fn http_probe(
+    path: &str,
+    port: NamedPort<'_>,
+    period_seconds: i32,
+    failure_threshold: i32,
+) -> Probe {
+    timed_probe(
+        Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.to_owned()),
+                port: IntOrString::String(port.name.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        period_seconds,
+        failure_threshold,
+    )
+}
+
+/// A probe that passes when the container accepts a TCP connection on its port `port` (by
+/// name): for a server with no health command or endpoint. Timing as for [`exec_probe`].
+pub fn tcp_probe(port: NamedPort<'_>, period_seconds: i32, failure_threshold: i32) -> Probe {
+    timed_probe(
+        Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String(port.name.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        period_seconds,
+        failure_threshold,
+    )
+}
+
+/// `check` run every `period_seconds`, up to 5 s each, failing after `failure_threshold`
+/// consecutive failures and passing after one success.
+fn timed_probe(check: Probe, period_seconds: i32, failure_threshold: i32) -> Probe {
     Probe {
-        exec: Some(ExecAction {
-            command: Some(command.iter().map(|s| (*s).to_owned()).collect()),
-        }),
         period_seconds: Some(period_seconds),
         timeout_seconds: Some(5),
         failure_threshold: Some(failure_threshold),
         success_threshold: Some(1),
-        ..Default::default()
+        ..check
     }
 }
 
@@ -201,7 +275,7 @@ pub fn volume_claim_template(
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(labels.clone()),
+            labels: non_empty(labels.clone()),
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
@@ -228,7 +302,7 @@ pub struct StatefulSetParts {
     pub selector: BTreeMap<String, String>,
     /// The governing headless Service.
     pub service_name: String,
-    /// Annotations of the StatefulSet and its pod template (e.g. checkov skips).
+    /// Annotations of the StatefulSet and its pod template (e.g. checkov skips); may be empty.
     pub annotations: BTreeMap<String, String>,
     /// The pod.
     pub pod: PodSpec,
@@ -240,7 +314,7 @@ pub struct StatefulSetParts {
 /// A one-replica StatefulSet with rolling updates that keeps its claims.
 pub fn stateful_set(ctx: &Context, parts: StatefulSetParts) -> StatefulSet {
     let mut metadata = meta(ctx, &parts.name, &parts.labels);
-    metadata.annotations = Some(parts.annotations.clone());
+    metadata.annotations = non_empty(parts.annotations.clone());
     StatefulSet {
         metadata,
         spec: Some(StatefulSetSpec {
@@ -262,8 +336,8 @@ pub fn stateful_set(ctx: &Context, parts: StatefulSetParts) -> StatefulSet {
             ),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(parts.labels),
-                    annotations: Some(parts.annotations),
+                    labels: non_empty(parts.labels),
+                    annotations: non_empty(parts.annotations),
                     ..Default::default()
                 }),
                 spec: Some(parts.pod),
@@ -276,13 +350,36 @@ pub fn stateful_set(ctx: &Context, parts: StatefulSetParts) -> StatefulSet {
     }
 }
 
-/// The port a database listens on, by name and number.
+/// A port a server listens on, by name and number (TCP).
 #[derive(Clone, Copy, Debug)]
 pub struct NamedPort<'a> {
-    /// The container port's name; Services target it by name.
+    /// The container port's name (at most 15 characters); Services and probes target it by
+    /// name, so the number is written only once, in the container.
     pub name: &'a str,
     /// The number.
     pub port: i32,
+}
+
+impl NamedPort<'_> {
+    /// The container's declaration of this port.
+    pub fn container_port(&self) -> ContainerPort {
+        ContainerPort {
+            name: Some(self.name.to_owned()),
+            container_port: self.port,
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }
+    }
+
+    fn service_port(&self) -> ServicePort {
+        ServicePort {
+            name: Some(self.name.to_owned()),
+            port: self.port,
+            target_port: Some(IntOrString::String(self.name.to_owned())),
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }
+    }
 }
 
 fn service(
@@ -290,7 +387,7 @@ fn service(
     name: &str,
     labels: &BTreeMap<String, String>,
     selector: &BTreeMap<String, String>,
-    port: NamedPort<'_>,
+    ports: &[NamedPort<'_>],
     headless: bool,
 ) -> Service {
     Service {
@@ -300,40 +397,47 @@ fn service(
             cluster_ip: headless.then(|| "None".to_owned()),
             publish_not_ready_addresses: headless.then_some(true),
             selector: Some(selector.clone()),
-            ports: Some(vec![ServicePort {
-                name: Some(port.name.to_owned()),
-                port: port.port,
-                target_port: Some(IntOrString::String(port.name.to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..Default::default()
-            }]),
+            ports: Some(ports.iter().map(NamedPort::service_port).collect()),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// The ClusterIP Service that clients use.
+/// The ClusterIP Service that clients use: each of `ports` on the same number, targeting the
+/// pods' container port of the same name.
 pub fn cluster_ip_service(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
     selector: &BTreeMap<String, String>,
-    port: NamedPort<'_>,
+    ports: &[NamedPort<'_>],
 ) -> Service {
-    service(ctx, name, labels, selector, port, false)
+    service(ctx, name, labels, selector, ports, false)
 }
 
-/// A NetworkPolicy for the pods matching `selector`: ingress only from pods of the same
-/// namespace labelled `client_labels`, on `port`; no egress at all (a database starts no
-/// connections, not even DNS).
-fn ingress_only_network_policy(
+/// The headless Service that governs a StatefulSet (its `serviceName`): stable per-pod DNS
+/// names, published before the pods are ready so that peers and init tooling can resolve them.
+pub fn headless_service(
+    ctx: &Context,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    selector: &BTreeMap<String, String>,
+    ports: &[NamedPort<'_>],
+) -> Service {
+    service(ctx, name, labels, selector, ports, true)
+}
+
+/// A "clients only" NetworkPolicy for the pods matching `selector`: ingress only from pods of
+/// the same namespace labelled `client_labels`, on `ports`; no egress at all (a server that
+/// starts no connections needs none, not even DNS).
+pub fn ingress_only_network_policy(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
     selector: &BTreeMap<String, String>,
     client_labels: &BTreeMap<String, String>,
-    port: NamedPort<'_>,
+    ports: &[NamedPort<'_>],
 ) -> NetworkPolicy {
     NetworkPolicy {
         metadata: meta(ctx, name, labels),
@@ -351,18 +455,23 @@ fn ingress_only_network_policy(
                     }),
                     ..Default::default()
                 }]),
-                ports: Some(vec![NetworkPolicyPort {
-                    protocol: Some("TCP".to_owned()),
-                    port: Some(IntOrString::Int(port.port)),
-                    ..Default::default()
-                }]),
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|port| NetworkPolicyPort {
+                            protocol: Some("TCP".to_owned()),
+                            port: Some(IntOrString::Int(port.port)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
             }]),
             egress: None,
         }),
     }
 }
 
-/// How clients reach a single-port database: the pods that serve it and the pods that may
+/// How clients reach a single-replica server: the pods that serve it and the pods that may
 /// connect to them.
 #[derive(Clone, Copy, Debug)]
 pub struct DatabaseNetwork<'a> {
@@ -372,15 +481,16 @@ pub struct DatabaseNetwork<'a> {
     pub headless: &'a str,
     /// Labels of the three objects.
     pub labels: &'a BTreeMap<String, String>,
-    /// Labels of the database's pods.
+    /// Labels of the server's pods.
     pub selector: &'a BTreeMap<String, String>,
     /// Labels a client pod must carry to connect.
     pub client_labels: &'a BTreeMap<String, String>,
-    pub port: NamedPort<'a>,
+    /// The ports clients use; both Services expose them all.
+    pub ports: &'a [NamedPort<'a>],
 }
 
-/// Adds what every single-port database needs on the network: its headless Service, its
-/// ClusterIP Service and its ingress-only NetworkPolicy.
+/// Adds what every single-replica server needs on the network: its [`headless_service`], its
+/// [`cluster_ip_service`] and its [`ingress_only_network_policy`].
 pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseNetwork<'_>) {
     let DatabaseNetwork {
         name,
@@ -388,18 +498,212 @@ pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseN
         labels,
         selector,
         client_labels,
-        port,
+        ports,
     } = network;
-    // The headless Service governs the StatefulSet: stable per-pod DNS, published before the
-    // pod is ready so that peers and init tooling can resolve it.
-    out.push(service(ctx, headless, labels, selector, port, true))
-        .push(cluster_ip_service(ctx, name, labels, selector, port))
+    out.push(headless_service(ctx, headless, labels, selector, ports))
+        .push(cluster_ip_service(ctx, name, labels, selector, ports))
         .push(ingress_only_network_policy(
             ctx,
             name,
             labels,
             selector,
             client_labels,
-            port,
+            ports,
         ));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const API: NamedPort<'static> = NamedPort {
+        name: "api",
+        port: 9000,
+    };
+    const CONSOLE: NamedPort<'static> = NamedPort {
+        name: "console",
+        port: 9001,
+    };
+
+    fn to_json(value: impl serde::Serialize) -> Value {
+        serde_json::to_value(value).unwrap_or_else(|e| panic!("serializes: {e}"))
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn services_expose_every_port_by_name() {
+        let ctx = crate::testing::context("ns");
+        let selector = labels(&[("app", "minio")]);
+        let ports = [API, CONSOLE];
+        let expected_ports = json!([
+            { "name": "api", "port": 9000, "protocol": "TCP", "targetPort": "api" },
+            { "name": "console", "port": 9001, "protocol": "TCP", "targetPort": "console" },
+        ]);
+        let cluster_ip = to_json(cluster_ip_service(
+            &ctx, "minio", &selector, &selector, &ports,
+        ));
+        assert_eq!(cluster_ip["spec"]["ports"], expected_ports);
+        assert_eq!(cluster_ip["spec"].get("clusterIP"), None);
+        let headless = to_json(headless_service(
+            &ctx,
+            "minio-headless",
+            &selector,
+            &selector,
+            &ports,
+        ));
+        assert_eq!(headless["spec"]["ports"], expected_ports);
+        assert_eq!(headless["spec"]["clusterIP"], "None");
+        assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
+    }
+
+    #[test]
+    fn a_container_port_matches_its_service_port() {
+        assert_eq!(
+            to_json(CONSOLE.container_port()),
+            json!({ "containerPort": 9001, "name": "console", "protocol": "TCP" })
+        );
+    }
+
+    #[test]
+    fn network_policy_admits_only_clients_on_every_port() {
+        let ctx = crate::testing::context("ns");
+        let policy = to_json(ingress_only_network_policy(
+            &ctx,
+            "minio",
+            &labels(&[("app", "minio")]),
+            &labels(&[("app", "minio")]),
+            &labels(&[("minio-client", "true")]),
+            &[API, CONSOLE],
+        ));
+        assert_eq!(
+            policy["spec"],
+            json!({
+                "podSelector": { "matchLabels": { "app": "minio" } },
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{
+                    "from": [{ "podSelector": { "matchLabels": { "minio-client": "true" } } }],
+                    "ports": [
+                        { "port": 9000, "protocol": "TCP" },
+                        { "port": 9001, "protocol": "TCP" },
+                    ],
+                }],
+            })
+        );
+    }
+
+    #[test]
+    fn probes_share_their_timing() {
+        let timing = json!({
+            "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6, "successThreshold": 1,
+        });
+        let with_timing = |check: Value| match (timing.clone(), check) {
+            (Value::Object(mut expected), Value::Object(check)) => {
+                expected.extend(check);
+                Value::Object(expected)
+            }
+            _ => unreachable!("both are JSON objects"),
+        };
+        assert_eq!(
+            to_json(http_probe("/minio/health/live", API, 10, 6)),
+            with_timing(json!({ "httpGet": { "path": "/minio/health/live", "port": "api" } }))
+        );
+        assert_eq!(
+            to_json(tcp_probe(API, 10, 6)),
+            with_timing(json!({ "tcpSocket": { "port": "api" } }))
+        );
+        assert_eq!(
+            to_json(exec_probe(&["true"], 10, 6)),
+            with_timing(json!({ "exec": { "command": ["true"] } }))
+        );
+    }
+
+    #[test]
+    fn secret_volume_holds_each_key_as_its_file() {
+        let volume = to_json(secret_volume(
+            "credentials",
+            "mathison-secrets",
+            &[
+                ("minio-root-user", "user"),
+                ("minio-root-password", "password"),
+            ],
+        ));
+        assert_eq!(
+            volume,
+            json!({
+                "name": "credentials",
+                "secret": {
+                    "secretName": "mathison-secrets",
+                    "defaultMode": 0o440,
+                    "items": [
+                        { "key": "minio-root-user", "path": "user" },
+                        { "key": "minio-root-password", "path": "password" },
+                    ],
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn checkov_skips_are_numbered_with_the_given_reasons() {
+        let skips = checkov_skips(&[
+            CONFIGURABLE_IMAGE_CHECKOV_SKIPS[0],
+            ("CKV_K8S_40", "any uid works"),
+        ]);
+        assert_eq!(
+            skips,
+            labels(&[
+                (
+                    "checkov.io/skip1",
+                    "CKV_K8S_43=the image is configurable; pin a digest through the plugin's \
+                     image setting"
+                ),
+                ("checkov.io/skip2", "CKV_K8S_40=any uid works"),
+            ])
+        );
+        let official = official_image_checkov_skips(999);
+        assert_eq!(
+            official["checkov.io/skip3"],
+            "CKV_K8S_40=the official image runs as uid 999, which owns its data files"
+        );
+    }
+
+    #[test]
+    fn empty_maps_are_left_out() {
+        let ctx = crate::testing::context("ns");
+        let selector = labels(&[("app", "minio")]);
+        let stateful_set = to_json(stateful_set(
+            &ctx,
+            StatefulSetParts {
+                name: "minio".to_owned(),
+                labels: selector.clone(),
+                selector: selector.clone(),
+                service_name: "minio-headless".to_owned(),
+                annotations: BTreeMap::new(),
+                pod: PodSpec::default(),
+                volume_claim_templates: vec![volume_claim_template(
+                    "data",
+                    &BTreeMap::new(),
+                    &Quantity::from_static("1Gi"),
+                    None,
+                )],
+            },
+        ));
+        assert_eq!(stateful_set["metadata"].get("annotations"), None);
+        let template = &stateful_set["spec"]["template"]["metadata"];
+        assert_eq!(template, &json!({ "labels": { "app": "minio" } }));
+        let claim = &stateful_set["spec"]["volumeClaimTemplates"][0]["metadata"];
+        assert_eq!(claim, &json!({ "name": "data" }));
+        assert_eq!(
+            to_json(meta(&ctx, "minio", &BTreeMap::new())),
+            json!({ "name": "minio", "namespace": "ns" })
+        );
+    }
 }

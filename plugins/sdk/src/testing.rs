@@ -15,7 +15,8 @@ pub fn context(namespace: &str) -> Context {
 }
 
 /// Renders `P` as the host would: `config` merged over the plugin's default configuration
-/// (objects merge key by key, anything else replaces), then decoded and rendered.
+/// (objects merge key by key, anything else replaces), then decoded and rendered. Like the
+/// host, it fails when an object's kind is not declared in [`Plugin::kinds`].
 pub fn render<P: Plugin>(ctx: &Context, config: Value) -> Result<Output, RenderError> {
     let mut merged = crate::schema::default_config::<P::Config>();
     merge(&mut merged, config);
@@ -23,7 +24,19 @@ pub fn render<P: Plugin>(ctx: &Context, config: Value) -> Result<Output, RenderE
     if let Some(error) = output.error() {
         return Err(RenderError::Internal(error.to_owned()));
     }
-    Ok(output)
+    let declared = P::kinds();
+    let undeclared = output.objects().iter().find(|object| {
+        !declared
+            .iter()
+            .any(|k| k.api_version == object.api_version && k.kind == object.kind)
+    });
+    match undeclared {
+        Some(object) => Err(RenderError::Internal(format!(
+            "{} {} is of a kind that kinds() does not declare ({}); the host refuses it",
+            object.kind, object.name, object.api_version
+        ))),
+        None => Ok(output),
+    }
 }
 
 fn merge(base: &mut Value, over: Value) {
@@ -120,4 +133,62 @@ pub fn assert_schema_complete<P: Plugin>() {
         }
     }
     walk(&schema::<P>(), "");
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+    use super::*;
+    use crate::KindRef;
+
+    /// Declares ConfigMaps; renders a Secret as well when `secret` is set.
+    #[derive(Debug)]
+    struct ForgetsAKind;
+
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    #[serde(default, deny_unknown_fields)]
+    struct Config {
+        /// Whether to render the undeclared Secret.
+        secret: bool,
+    }
+
+    impl Plugin for ForgetsAKind {
+        type Config = Config;
+        const NAME: &'static str = "forgets-a-kind";
+        const VERSION: &'static str = "0.1.0";
+        const DESCRIPTION: &'static str = "Renders a kind it does not declare.";
+
+        fn kinds() -> Vec<KindRef> {
+            vec![KindRef::of::<ConfigMap>()]
+        }
+
+        fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
+            let meta = |name: &str| crate::k8s::meta(ctx, name, &Default::default());
+            let mut out = Output::default();
+            out.push(ConfigMap {
+                metadata: meta("settings"),
+                ..Default::default()
+            });
+            if config.secret {
+                out.push(Secret {
+                    metadata: meta("password"),
+                    ..Default::default()
+                });
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn an_undeclared_kind_fails_the_render_as_in_the_host() {
+        let ctx = context("ns");
+        assert!(render::<ForgetsAKind>(&ctx, serde_json::json!({})).is_ok());
+        match render::<ForgetsAKind>(&ctx, serde_json::json!({ "secret": true })) {
+            Err(RenderError::Internal(message)) => {
+                assert!(message.starts_with("Secret password is of a kind that kinds() does not"));
+            }
+            other => panic!("expected an error for the Secret, got {other:?}"),
+        }
+    }
 }

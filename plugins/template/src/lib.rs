@@ -82,7 +82,7 @@ impl Plugin for {{type}}Plugin {
             data: Some(config.settings),
             ..Default::default()
         })
-        .push(k8s::cluster_ip_service(ctx, NAME, &labels, &selector, port))
+        .push(k8s::cluster_ip_service(ctx, NAME, &labels, &selector, &[port]))
         // The host gathers connection values into the ConfigMap `mathison-connections`.
         .connection(URL_KEY, url);
         Ok(out)
