@@ -13,6 +13,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use crate::merge::Placed;
+use crate::untrusted;
 
 /// The output format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -351,8 +352,12 @@ pub fn to_string(objects: &[&Placed], format: Format) -> Result<String, OutputEr
             let items: Vec<Presented<'_>> =
                 objects.iter().map(|o| Presented(&o.body, None)).collect();
             let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
-            // Serialising a Value cannot fail.
+            // Serialising a Value cannot fail. Plugin strings may hold characters that act on
+            // a terminal, which JSON may carry raw; escaped, the value is the same.
             let mut text = serde_json::to_string_pretty(&list).unwrap_or_default();
+            if let Cow::Owned(escaped) = untrusted::escape_json(&text) {
+                text = escaped;
+            }
             text.push('\n');
             Ok(text)
         }

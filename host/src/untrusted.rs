@@ -29,6 +29,26 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text (as serde_json writes it) with the characters that act on a terminal written as
+/// `\uXXXX` escapes: the same JSON value, safe to show. serde_json escapes C0 controls inside
+/// strings itself (a raw newline is the layout's) but writes DEL, C1 controls, the line
+/// separators and the bidirectional overrides as they are.
+pub fn escape_json(json: &str) -> Cow<'_, str> {
+    let needs = |c: char| c != '\n' && acts_on_terminal(c);
+    if !json.chars().any(needs) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Whether `c` could act on a terminal, and so is shown escaped.
 pub fn acts_on_terminal(c: char) -> bool {
     c.is_control()
@@ -95,6 +115,19 @@ mod tests {
             escape("a\nerror: fake\r\x1b[2J\u{9b}31m\u{7f}\u{202e}"),
             "a\\nerror: fake\\r\\u{1b}[2J\\u{9b}31m\\u{7f}\\u{202e}"
         );
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_controls() -> Result<(), serde_json::Error> {
+        let value = serde_json::json!({"a\u{9b}": "b\u{7f}\u{202e}\u{1b}\n"});
+        let text = serde_json::to_string_pretty(&value)?;
+        let shown = escape_json(&text);
+        assert!(
+            !shown.contains(['\u{9b}', '\u{7f}', '\u{202e}', '\u{1b}']),
+            "{shown}"
+        );
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&shown)?, value);
+        Ok(())
     }
 
     proptest! {

@@ -244,7 +244,41 @@ fn plugin_text_is_escaped_wherever_it_is_shown() {
         "kind v1/Config\\u{1b}[2JMap\\nerror: forged is not an apiVersion and kind",
     ));
 
+    // JSON may carry C1 controls and bidirectional overrides raw; the output escapes them
+    // and keeps the value.
     let host = Host::new();
+    let hostile_text = "red\u{9b}31m\u{202e}\u{7f}";
+    fs::write(
+        host.path("strings.json"),
+        serde_json::json!({"hostile": {"behaviour": "strings", "strings": [hostile_text]}})
+            .to_string(),
+    )
+    .expect("write values");
+    let json = host
+        .run(&[
+            "render",
+            "-p",
+            HOSTILE,
+            "-f",
+            "strings.json",
+            "--format",
+            "json",
+        ])
+        .success();
+    assert_inert(&json.stdout);
+    assert!(
+        !json.stdout.contains(['\u{202e}', '\u{7f}']),
+        "{}",
+        json.stdout
+    );
+    assert!(
+        items(&json).iter().any(|o| o["data"]
+            .as_object()
+            .is_some_and(|d| d.values().any(|v| v == hostile_text))),
+        "the value is kept: {}",
+        json.stdout
+    );
+
     for format in ["text", "json"] {
         let inspected = host
             .run(&["inspect", HOSTILE_INFO_TERMINAL, "--format", format])

@@ -43,7 +43,7 @@ impl InspectCommand {
         let text = match self.format {
             InspectFormat::Json => {
                 let json = serde_json::to_string_pretty(&as_json(&described)?)?;
-                let mut text = escape_json_controls(&json);
+                let mut text = untrusted::escape_json(&json).into_owned();
                 text.push('\n');
                 text
             }
@@ -67,21 +67,6 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect())
-}
-
-/// JSON escapes C0 controls in strings itself (a raw newline is the layout's); DEL, C1 controls
-/// and the other characters that act on a terminal, which it writes as they are, are escaped
-/// too, so that plugin text cannot act on a terminal in this output either.
-fn escape_json_controls(json: &str) -> String {
-    json.chars()
-        .map(|c| {
-            if c != '\n' && untrusted::acts_on_terminal(c) {
-                format!("\\u{:04x}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn as_json(described: &Described) -> anyhow::Result<Value> {

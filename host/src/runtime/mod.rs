@@ -557,14 +557,23 @@ fn sandboxed_call<T>(
             value,
             logs: state.logs,
         }),
-        Err(error) => Err(classify(limits, call, &error, state.stderr())),
+        Err(error) => Err(classify(
+            limits,
+            call,
+            &error,
+            state.limits.refused,
+            state.stderr(),
+        )),
     }
 }
 
+/// What a failed call ran into. `memory_refused` is the limiter's word that the plugin asked
+/// for more memory than the limit.
 fn classify(
     limits: &Limits,
     call: &'static str,
     error: &wasmtime::Error,
+    memory_refused: bool,
     stderr: String,
 ) -> CallError {
     if error.is::<sandbox::LogLimitExceeded>() {
@@ -578,12 +587,10 @@ fn classify(
             call,
             limit: limits.timeout,
         },
-        _ if format!("{error:#}").contains("forcing trap when growing memory") => {
-            CallError::MemoryLimit {
-                call,
-                limit_bytes: limits.memory_bytes,
-            }
-        }
+        _ if memory_refused => CallError::MemoryLimit {
+            call,
+            limit_bytes: limits.memory_bytes,
+        },
         _ => CallError::Trap {
             call,
             message: escape(&trap_message(error)).into_owned(),
