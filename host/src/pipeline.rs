@@ -228,7 +228,10 @@ fn render_one(
         .render(&plugin.loaded, &plan.context, &config.to_string())
         .map_err(|error| match error {
             // The plugin's own checks read as the schema's, with where each value came from.
-            CallError::Plugin(RenderError::InvalidConfig(fields)) => {
+            CallError::Plugin {
+                error: RenderError::InvalidConfig(fields),
+                ..
+            } => {
                 let problems: Vec<(String, String)> =
                     fields.into_iter().map(|f| (f.path, f.message)).collect();
                 PipelineError::Config(plan.values.plugin_problems(

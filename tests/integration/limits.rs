@@ -61,6 +61,26 @@ fn stack_overflow_and_panics_are_traps_with_the_plugins_words() {
         !stderr.contains("RUST_BACKTRACE"),
         "no advice a plugin's user cannot follow: {stderr}"
     );
+    assert!(
+        stderr.contains("\n  plugin log: warn: about to panic, as asked"),
+        "what the plugin logged comes with its failure: {stderr}"
+    );
+}
+
+#[test]
+fn a_plugins_last_log_lines_come_with_its_error() {
+    let stderr = refused(
+        "internal-error",
+        &[],
+        "render failed: internal plugin error: cannot continue\n  plugin log: (11 earlier lines \
+         not shown)\n  plugin log: info: step 11",
+    );
+    assert!(
+        stderr.contains(
+            "\n  plugin log: error: the upstream \\u{1b}[31mcatalogue\\nerror: is unreachable"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

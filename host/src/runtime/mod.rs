@@ -34,7 +34,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 
 use crate::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
-use crate::untrusted::escape;
+use crate::untrusted::{escape, shown};
 pub use cache::CacheOutcome;
 use sandbox::SandboxState;
 
@@ -162,14 +162,20 @@ pub enum CallError {
     )]
     LogTooLarge { call: &'static str, limit: usize },
 
-    #[error("{call} trapped: {message}{}", stderr_suffix(.stderr))]
+    #[error("{call} trapped: {message}{}{}", stderr_suffix(.stderr), logs_suffix(.logs))]
     Trap {
         call: &'static str,
         message: String,
         stderr: String,
+        /// What the plugin logged before it trapped: often why.
+        logs: Vec<LogLine>,
     },
-    #[error("render failed: {0}")]
-    Plugin(contract::RenderError),
+    #[error("render failed: {error}{}", logs_suffix(.logs))]
+    Plugin {
+        error: contract::RenderError,
+        /// What the plugin logged before it gave up: often why.
+        logs: Vec<LogLine>,
+    },
     #[error("{call} could not start: cannot create a thread for it")]
     Thread {
         call: &'static str,
@@ -188,6 +194,29 @@ fn stderr_suffix(stderr: &str) -> String {
         .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
         .map(|line| format!("\n  plugin stderr: {}", escape(line)))
         .collect()
+}
+
+/// The most log lines an error shows: the last ones, nearest the failure.
+const LOGS_SHOWN_WITH_AN_ERROR: usize = 20;
+
+/// The plugin's last log lines, each after the host's own prefix (their text was escaped where
+/// it entered the host) and shortened.
+fn logs_suffix(logs: &[LogLine]) -> String {
+    let skipped = logs.len().saturating_sub(LOGS_SHOWN_WITH_AN_ERROR);
+    let mut suffix = String::new();
+    if skipped > 0 {
+        suffix.push_str(&format!(
+            "\n  plugin log: ({skipped} earlier lines not shown)"
+        ));
+    }
+    for line in &logs[skipped..] {
+        suffix.push_str(&format!(
+            "\n  plugin log: {}: {}",
+            line.level,
+            shown(&line.message)
+        ));
+    }
+    suffix
 }
 
 /// What each object of a `render` answer counts against the output limit beside its text:
@@ -473,10 +502,15 @@ impl Runtime {
         let called = self.call(plugin, CALL, move |plugin, store| {
             plugin.call_render(store, &context, &config)
         })?;
-        let output = called
-            .value
-            .map(convert::render_output)
-            .map_err(|e| CallError::Plugin(convert::render_error(e)))?;
+        let output = match called.value {
+            Ok(output) => convert::render_output(output),
+            Err(error) => {
+                return Err(CallError::Plugin {
+                    error: convert::render_error(error),
+                    logs: called.logs,
+                });
+            }
+        };
         self.check_size(CALL, convert::render_output_size(&output))?;
         Ok(Called {
             value: output,
@@ -557,24 +591,17 @@ fn sandboxed_call<T>(
             value,
             logs: state.logs,
         }),
-        Err(error) => Err(classify(
-            limits,
-            call,
-            &error,
-            state.limits.refused,
-            state.stderr(),
-        )),
+        Err(error) => Err(classify(limits, call, &error, state)),
     }
 }
 
-/// What a failed call ran into. `memory_refused` is the limiter's word that the plugin asked
-/// for more memory than the limit.
+/// What a failed call ran into, from the error and the sandbox's state (the limiter's word
+/// that the plugin asked for more memory than the limit, its stderr and its log lines).
 fn classify(
     limits: &Limits,
     call: &'static str,
     error: &wasmtime::Error,
-    memory_refused: bool,
-    stderr: String,
+    state: SandboxState,
 ) -> CallError {
     if error.is::<sandbox::LogLimitExceeded>() {
         return CallError::LogTooLarge {
@@ -587,14 +614,15 @@ fn classify(
             call,
             limit: limits.timeout,
         },
-        _ if memory_refused => CallError::MemoryLimit {
+        _ if state.limits.refused => CallError::MemoryLimit {
             call,
             limit_bytes: limits.memory_bytes,
         },
         _ => CallError::Trap {
             call,
             message: escape(&trap_message(error)).into_owned(),
-            stderr,
+            stderr: state.stderr(),
+            logs: state.logs,
         },
     }
 }
