@@ -124,13 +124,12 @@ fn main() {
             "{} was not built",
             path.display()
         );
-        writeln!(constants, "/// The `{package}` component.").expect("write to String");
-        writeln!(
-            constants,
-            "pub const {constant}: &str = {:?};",
-            path.display().to_string()
-        )
-        .expect("write to String");
+        push_constant(
+            &mut constants,
+            &format!("The `{package}` component."),
+            constant,
+            &path,
+        );
     }
     let base = std::fs::read(out_dir.join("mathison_fixture_hostile_info.wasm"))
         .expect("cannot read the hostile-info fixture");
@@ -147,17 +146,12 @@ fn main() {
         );
         let path = out_dir.join(format!("{stem}.wasm"));
         std::fs::write(&path, patched).expect("cannot write a hostile-info behaviour");
-        writeln!(
-            constants,
-            "/// The hostile-info fixture with `info` behaviour `{behaviour}`."
-        )
-        .expect("write to String");
-        writeln!(
-            constants,
-            "pub const {constant}: &str = {:?};",
-            path.display().to_string()
-        )
-        .expect("write to String");
+        push_constant(
+            &mut constants,
+            &format!("The hostile-info fixture with `info` behaviour `{behaviour}`."),
+            constant,
+            &path,
+        );
     }
 
     // Written next to the guests (not into OUT_DIR) so that tests/hostile/report.sh finds them.
@@ -169,21 +163,27 @@ fn main() {
             .unwrap_or_else(|e| panic!("{} does not assemble: {e}", source.display()));
         let path = wat_dir.join(format!("{stem}.wasm"));
         std::fs::write(&path, binary).expect("cannot write a .wat fixture's component");
-        writeln!(
-            constants,
-            "/// The component of tests/fixtures/wat/{stem}.wat."
-        )
-        .expect("write to String");
-        writeln!(
-            constants,
-            "pub const {constant}: &str = {:?};",
-            path.display().to_string()
-        )
-        .expect("write to String");
+        push_constant(
+            &mut constants,
+            &format!("The component of tests/fixtures/wat/{stem}.wat."),
+            constant,
+            &path,
+        );
     }
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs");
     std::fs::write(out, constants).expect("cannot write artifacts.rs");
+}
+
+/// Appends a documented constant holding `path` to the generated source.
+fn push_constant(constants: &mut String, doc: &str, name: &str, path: &Path) {
+    writeln!(constants, "/// {doc}").expect("write to String");
+    writeln!(
+        constants,
+        "pub const {name}: &str = {:?};",
+        path.display().to_string()
+    )
+    .expect("write to String");
 }
 
 /// Where `needle` occurs in `haystack`; it must occur exactly once.

@@ -187,7 +187,7 @@ fn any_string(value: &Value, visit: &mut impl FnMut(&str) -> bool) -> bool {
 }
 
 /// One object as a YAML document (without the leading `---`).
-fn yaml_document(body: &Value) -> Result<String, serde_yaml::Error> {
+pub fn yaml_document(body: &Value) -> Result<String, serde_yaml::Error> {
     // Most objects have no string to quote: they are serialised exactly as before, in one pass.
     if !any_string(body, &mut yaml11_non_string) {
         return serde_yaml::to_string(&Presented(body, None));

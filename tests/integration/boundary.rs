@@ -12,12 +12,9 @@ use mathison_test_artifacts::{
 };
 use serde_json::Value;
 
-use crate::support::{HOSTILE, Host, POSTGRES, REDIS, Run, plugin_refused, read_dir, refused};
-
-fn items(run: &Run) -> Vec<Value> {
-    let list: Value = serde_json::from_str(&run.stdout).expect("a JSON List");
-    list["items"].as_array().cloned().unwrap_or_default()
-}
+use crate::support::{
+    HOSTILE, Host, POSTGRES, REDIS, hostile_config_map, items, plugin_refused, read_dir, refused,
+};
 
 // 1. Kinds the host does not know, and lists.
 
@@ -387,22 +384,7 @@ fn values_the_api_server_would_refuse_fail_the_render() {
 // 8. No real time leaks in.
 
 fn clock_seen(host: &Host) -> Value {
-    let run = host
-        .run(&[
-            "render",
-            "-p",
-            HOSTILE,
-            "--set",
-            "hostile.behaviour=clock",
-            "--format",
-            "json",
-        ])
-        .success();
-    items(&run)
-        .into_iter()
-        .find(|o| o["metadata"]["name"] == "clock")
-        .map(|o| o["data"].clone())
-        .expect("the clock ConfigMap")
+    hostile_config_map(host, "clock", "clock")
 }
 
 #[test]

@@ -4,7 +4,8 @@
 use std::fs;
 
 use crate::support::{
-    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, Host, INFO_LOOP, REDIS, WIT_NEXT, plugin_refused, refused,
+    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, Host, INFO_LOOP, REDIS, WIT_NEXT, hostile_config_map,
+    plugin_refused, refused,
 };
 
 #[test]
@@ -220,23 +221,7 @@ fn another_wit_version_is_refused_saying_what_was_expected_and_found() {
 
 /// What the `escape` behaviour saw, from its ConfigMap in a fresh render.
 fn escape_attempts() -> serde_json::Value {
-    let run = Host::new()
-        .run(&[
-            "render",
-            "-p",
-            HOSTILE,
-            "--set",
-            "hostile.behaviour=escape",
-            "--format",
-            "json",
-        ])
-        .success();
-    let list: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
-    list["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|o| o["metadata"]["name"] == "escape"))
-        .map(|o| o["data"].clone())
-        .expect("the escape ConfigMap")
+    hostile_config_map(&Host::new(), "escape", "escape")
 }
 
 #[test]

@@ -265,6 +265,9 @@ pub fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
     let out = host.path("out");
     let out_arg = out.to_str().expect("utf-8");
     host.run(&["render", "-p", REDIS, "-o", out_arg]).success();
+    // Compiled into the cache first (an `info` that loops is cut short), so the measured run
+    // is the refusal, not the compiler on a busy machine.
+    host.run(&["inspect", plugin, "--timeout", "100ms"]);
     let before = read_dir(&out);
     let work_before = tree(host.work.path());
     let mut args = vec!["render", "-p", REDIS, "-p", plugin, "-o", out_arg];
@@ -330,4 +333,23 @@ pub fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
         errors[0]
     );
     run.stderr
+}
+
+/// The objects of a `--format json` render (a `v1` List) on stdout.
+pub fn items(run: &Run) -> Vec<serde_json::Value> {
+    let list: serde_json::Value = serde_json::from_str(&run.stdout).expect("a JSON List");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The `data` of the ConfigMap `name` that the hostile fixture renders with `behaviour`.
+pub fn hostile_config_map(host: &Host, behaviour: &str, name: &str) -> serde_json::Value {
+    let set = format!("hostile.behaviour={behaviour}");
+    let run = host
+        .run(&["render", "-p", HOSTILE, "--set", &set, "--format", "json"])
+        .success();
+    items(&run)
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == name)
+        .map(|o| o["data"].clone())
+        .unwrap_or_else(|| panic!("the ConfigMap {name}: {}", run.stdout))
 }

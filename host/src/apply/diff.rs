@@ -4,6 +4,8 @@
 use serde_json::{Map, Value};
 use similar::TextDiff;
 
+use crate::output;
+
 /// The unified diff from `live` (absent: a new object) to `merged`, or `None` when equal.
 pub fn unified(label: &str, live: Option<&Value>, merged: &Value) -> Option<String> {
     let mut live = live.map(comparable).unwrap_or(Value::Null);
@@ -14,9 +16,10 @@ pub fn unified(label: &str, live: Option<&Value>, merged: &Value) -> Option<Stri
     if live == merged {
         return None;
     }
+    // The render's own YAML writer: what YAML 1.1 readers would read otherwise is quoted.
     let yaml = |value: &Value| match value {
         Value::Null => String::new(),
-        value => serde_yaml::to_string(value).unwrap_or_default(),
+        value => output::yaml_document(value).unwrap_or_default(),
     };
     let (before, after) = (yaml(&live), yaml(&merged));
     Some(
