@@ -290,7 +290,7 @@ impl Connections {
                 self.secret.insert(value.key.clone(), filled);
             }
             None => notes.push(format!(
-                "{plugin}: {key} is not rendered: it needs the secret input {input:?}; pass \
+                "{plugin}: {key} is not rendered: it needs the secret input {shown:?}; pass \
                  --secret-input {name}.{shown}=file:PATH (or =env:VAR) to render it into the \
                  Secret {CONNECTIONS_NAME}",
                 key = value.key,
