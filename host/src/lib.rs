@@ -31,3 +31,4 @@ pub mod schema;
 pub mod secret_inputs;
 pub mod untrusted;
 pub mod values;
+pub mod yaml11;

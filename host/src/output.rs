@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
-use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::merge::Placed;
 use crate::untrusted;
+use crate::yaml11;
 
 /// The output format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -109,7 +109,7 @@ impl Serialize for Node<'_> {
 
 fn token<'a>(text: &'a str, quotes: Option<&Quotes<'a>>) -> Cow<'a, str> {
     match quotes {
-        Some(quotes) if yaml11_non_string(text) => Cow::Owned(quotes.token(text)),
+        Some(quotes) if yaml11::reads_as_non_string(text) => Cow::Owned(quotes.token(text)),
         _ => Cow::Borrowed(text),
     }
 }
@@ -189,147 +189,12 @@ fn any_string(value: &Value, visit: &mut impl FnMut(&str) -> bool) -> bool {
 /// One object as a YAML document (without the leading `---`).
 pub fn yaml_document(body: &Value) -> Result<String, serde_yaml::Error> {
     // Most objects have no string to quote: they are serialised exactly as before, in one pass.
-    if !any_string(body, &mut yaml11_non_string) {
+    if !any_string(body, &mut yaml11::reads_as_non_string) {
         return serde_yaml::to_string(&Presented(body, None));
     }
     let quotes = Quotes::for_object(body);
     let text = serde_yaml::to_string(&Presented(body, Some(&quotes)))?;
     Ok(quotes.restore(&text))
-}
-
-/// Whether a YAML 1.1 reader would read `text`, written as a plain scalar, as anything but this
-/// string: the implicit types of the YAML 1.1 type repository (yaml.org/type: bool, int, float,
-/// null, timestamp, merge, value), as PyYAML's resolver spells them, widened to what kubectl's
-/// go-yaml v2 also reads (`y`/`n`, `_` anywhere in a number, `0X`/`0O`/`0B` prefixes, one-digit
-/// date and time fields). Matching too much costs only two quotes; matching too little
-/// changes the manifest. Hand-written rather than with the `regex` crate, which the host does
-/// not depend on: the patterns are short, and a string not starting with a digit, sign or dot
-/// costs one `match`.
-fn yaml11_non_string(text: &str) -> bool {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" | "<<" | "=" | "y" | "Y" | "yes" | "Yes" | "YES"
-        | "n" | "N" | "no" | "No" | "NO" | "true" | "True" | "TRUE" | "false" | "False"
-        | "FALSE" | "on" | "On" | "ON" | "off" | "Off" | "OFF" => true,
-        _ => {
-            text.starts_with(|c: char| matches!(c, '-' | '+' | '.' | '0'..='9'))
-                && (yaml11_number(text) || yaml11_timestamp(text))
-        }
-    }
-}
-
-/// int.html and float.html: binary, octal, decimal, hexadecimal and base 60 integers; decimal
-/// and base 60 floats, `.inf` and `.nan`.
-fn yaml11_number(text: &str) -> bool {
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if matches!(
-        unsigned,
-        ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
-    ) {
-        return true;
-    }
-    // go-yaml removes every `_` before parsing a number; PyYAML allows one wherever a digit may
-    // follow. So the digits alone are matched.
-    let mut rest = unsigned.bytes().filter(|&b| b != b'_').peekable();
-    let mut ahead = rest.clone();
-    let radix_digit: Option<fn(&u8) -> bool> = match (ahead.next(), ahead.next()) {
-        (Some(b'0'), Some(b'b' | b'B')) => Some(|c| matches!(c, b'0' | b'1')),
-        (Some(b'0'), Some(b'o' | b'O')) => Some(|c| matches!(c, b'0'..=b'7')),
-        (Some(b'0'), Some(b'x' | b'X')) => Some(u8::is_ascii_hexdigit),
-        _ => None,
-    };
-    if let Some(digit) = radix_digit {
-        // `0b` alone is a string; `0b_` is a number to PyYAML.
-        return unsigned.len() > 2 && ahead.all(|c| digit(&c));
-    }
-    let integer = skip(&mut rest, u8::is_ascii_digit);
-    if integer > 0 && rest.peek() == Some(&b':') {
-        // Base 60: 1:20, 190:20:30, 1:20.5; each field [0-5]?[0-9].
-        while rest.next_if_eq(&b':').is_some() {
-            match rest.next_if(u8::is_ascii_digit) {
-                Some(first) if first <= b'5' => {
-                    rest.next_if(u8::is_ascii_digit);
-                }
-                Some(_) => {}
-                None => return false,
-            }
-        }
-        if rest.next_if_eq(&b'.').is_some() {
-            skip(&mut rest, u8::is_ascii_digit);
-        }
-        return rest.peek().is_none();
-    }
-    let fraction = rest.next_if_eq(&b'.').is_some();
-    if fraction {
-        skip(&mut rest, u8::is_ascii_digit);
-    }
-    if integer == 0 && !fraction {
-        return false;
-    }
-    if rest.next_if(|&c| c == b'e' || c == b'E').is_some() {
-        rest.next_if(|&c| c == b'-' || c == b'+');
-        if skip(&mut rest, u8::is_ascii_digit) == 0 {
-            return false;
-        }
-    }
-    rest.peek().is_none()
-}
-
-/// timestamp.html: `2001-12-14`, `2001-12-14t21:59:43.10-05:00`, `2001-12-14 21:59:43.10 -5`.
-fn yaml11_timestamp(text: &str) -> bool {
-    let mut rest = text.bytes().peekable();
-    let date = number(&mut rest, 4, 4)
-        && rest.next_if_eq(&b'-').is_some()
-        && number(&mut rest, 1, 2)
-        && rest.next_if_eq(&b'-').is_some()
-        && number(&mut rest, 1, 2);
-    if !date {
-        return false;
-    }
-    if rest.peek().is_none() {
-        return true;
-    }
-    let separator = rest.next_if(|&c| c == b'T' || c == b't').is_some()
-        || skip(&mut rest, |&c| c == b' ' || c == b'\t') > 0;
-    let time = separator
-        && number(&mut rest, 1, 2)
-        && rest.next_if_eq(&b':').is_some()
-        && number(&mut rest, 1, 2)
-        && rest.next_if_eq(&b':').is_some()
-        && number(&mut rest, 1, 2);
-    if !time {
-        return false;
-    }
-    if rest.next_if_eq(&b'.').is_some() {
-        skip(&mut rest, u8::is_ascii_digit);
-    }
-    skip(&mut rest, |&c| c == b' ' || c == b'\t');
-    if rest.next_if_eq(&b'Z').is_none() && rest.next_if(|&c| c == b'-' || c == b'+').is_some() {
-        if !number(&mut rest, 1, 2) {
-            return false;
-        }
-        if rest.next_if_eq(&b':').is_some() && !number(&mut rest, 2, 2) {
-            return false;
-        }
-    }
-    rest.peek().is_none()
-}
-
-/// Consumes `min` to `max` digits at the front of `rest`; whether there were at least `min`.
-fn number(rest: &mut Peekable<impl Iterator<Item = u8>>, min: usize, max: usize) -> bool {
-    let mut count = 0;
-    while count < max && rest.next_if(u8::is_ascii_digit).is_some() {
-        count += 1;
-    }
-    count >= min
-}
-
-/// Consumes the bytes in `class` at the front of `rest`; returns how many.
-fn skip(rest: &mut Peekable<impl Iterator<Item = u8>>, class: impl Fn(&u8) -> bool) -> usize {
-    let mut count = 0;
-    while rest.next_if(&class).is_some() {
-        count += 1;
-    }
-    count
 }
 
 /// Serialises `objects` (already ordered) as one document.
@@ -522,7 +387,7 @@ mod tests {
     #[test]
     fn yaml11_spellings_are_single_quoted_as_keys_and_values() {
         for &text in YAML11_SPELLINGS {
-            assert!(yaml11_non_string(text), "{text:?}");
+            assert!(yaml11::reads_as_non_string(text), "{text:?}");
             let body = config_map(Map::from_iter([(text.to_owned(), json!(text))]));
             let yaml = yaml_document(&body).unwrap_or_default();
             let quoted = format!("'{text}'");
@@ -541,7 +406,7 @@ mod tests {
     #[test]
     fn strings_no_reader_retypes_are_written_as_before() {
         for &text in PLAIN_STRINGS {
-            assert!(!yaml11_non_string(text), "{text:?}");
+            assert!(!yaml11::reads_as_non_string(text), "{text:?}");
             let body = config_map(Map::from_iter([(text.to_owned(), json!(text))]));
             assert_eq!(yaml_document(&body).ok(), Some(serde_yaml_alone(&body)));
         }
@@ -628,7 +493,7 @@ mod tests {
 
         #[test]
         fn yaml11_patterns_are_recognised(text in yaml11_string()) {
-            prop_assert!(yaml11_non_string(&text), "{:?}", text);
+            prop_assert!(yaml11::reads_as_non_string(&text), "{:?}", text);
         }
 
         #[test]
@@ -639,7 +504,7 @@ mod tests {
             let yaml = yaml_document(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(serde_yaml::from_str::<Value>(&yaml).ok(), Some(body.clone()));
             for plain in plain_scalars(&yaml) {
-                prop_assert!(!yaml11_non_string(&plain), "{:?} is plain in\n{}", plain, yaml);
+                prop_assert!(!yaml11::reads_as_non_string(&plain), "{:?} is plain in\n{}", plain, yaml);
             }
             // Each one-line entry without a YAML 1.1 reading is written as serde_yaml writes
             // it. (The continuation lines of a string with line breaks, which include U+2028 to
@@ -647,13 +512,13 @@ mod tests {
             let one_line = |s: &str| !s.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
             for (key, value) in body["data"].as_object().into_iter().flatten() {
                 let value = value.as_str().unwrap_or_default();
-                if [key.as_str(), value].iter().all(|s| one_line(s) && !yaml11_non_string(s)) {
+                if [key.as_str(), value].iter().all(|s| one_line(s) && !yaml11::reads_as_non_string(s)) {
                     let entry = serde_yaml::to_string(&json!({key: value})).unwrap_or_default();
                     let indented: String = entry.lines().map(|line| format!("  {line}\n")).collect();
                     prop_assert!(yaml.contains(&indented), "{:?} lacks\n{}", yaml, indented);
                 }
             }
-            if !any_string(&body, &mut yaml11_non_string) {
+            if !any_string(&body, &mut yaml11::reads_as_non_string) {
                 prop_assert_eq!(yaml, serde_yaml_alone(&body));
             }
         }
