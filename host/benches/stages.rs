@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mathison_host::contract::RenderContext;
 use mathison_host::merge::{self, MergeSettings, PluginObjects};
+use mathison_host::model::contract::RenderContext;
 use mathison_host::output::{self, Format};
 use mathison_host::runtime::{Limits, Runtime};
 use mathison_host::schema::Schema;

@@ -1,36 +1,17 @@
-//! The command line: the top-level parser and the argument groups several commands share.
+//! The argument groups several commands share, and their translation into the plain structs the
+//! stages take. clap stays here and in `commands`: no stage depends on the command line.
 
+use std::env;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, ValueEnum};
 
-use crate::commands::{apply, compile, diff, inspect, new, render, validate};
-use crate::runtime::Limits;
+use crate::apply::cluster::{Connection, KubeCluster};
+use crate::output::Format;
+use crate::plan::{self, PLUGIN_PATH_ENV, Request};
+use crate::runtime::{Limits, Runtime, RuntimeError};
 use mathison_quantity::Quantity;
-
-/// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
-#[derive(Debug, Parser)]
-#[command(name = "mathison-host", version, about, long_about = None)]
-pub struct Cli {
-    /// Show the plugins' info and debug log lines and what the host does.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    Render(render::RenderCommand),
-    Validate(validate::ValidateCommand),
-    Inspect(inspect::InspectCommand),
-    Compile(compile::CompileCommand),
-    New(new::NewCommand),
-    Apply(apply::ApplyCommand),
-    Diff(diff::DiffCommand),
-}
 
 /// Where plugins are found and how they are run.
 #[derive(Debug, Clone, Args)]
@@ -72,6 +53,17 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// The runtime these arguments describe.
+    pub fn runtime(&self) -> Result<Runtime, RuntimeError> {
+        Runtime::new(self.limits(), self.cache_dir(), self.allow_precompiled)
+    }
+
+    /// Where bare plugin names are looked up: `--plugin-path`, then `$MATHISON_PLUGIN_PATH`,
+    /// then the workspace's build output.
+    pub fn search_path(&self) -> Vec<PathBuf> {
+        plan::search_path(&self.plugin_path, env::var_os(PLUGIN_PATH_ENV))
+    }
+
     pub fn limits(&self) -> Limits {
         let usize_of = |bytes: u64| usize::try_from(bytes).unwrap_or(usize::MAX);
         Limits {
@@ -88,12 +80,10 @@ impl RuntimeArgs {
             return None;
         }
         self.cache_dir.clone().or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
+            let base = env::var_os("XDG_CACHE_HOME")
                 .filter(|dir| !dir.is_empty())
                 .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache"))
-                })?;
+                .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
             Some(base.join("mathison-host"))
         })
     }
@@ -151,6 +141,70 @@ pub struct RenderArgs {
     pub runtime: RuntimeArgs,
 }
 
+impl RenderArgs {
+    /// The render these arguments ask for.
+    pub fn request(&self) -> Request {
+        Request {
+            plugins: self.plugins.clone(),
+            search_path: self.runtime.search_path(),
+            values_files: self.values.clone(),
+            set: self.set.clone(),
+            set_string: self.set_string.clone(),
+            namespace: self.namespace.clone(),
+            instance: self.instance.clone(),
+            secret_inputs: self.secret_inputs.clone(),
+            allow_cluster_scoped: self.allow_cluster_scoped,
+            allow_rbac: self.allow_rbac,
+            user_owned: self.user_owned.clone(),
+        }
+    }
+}
+
+/// How to reach the cluster; shared by `apply` and `diff`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file [default: $KUBECONFIG, then ~/.kube/config, then the pod's service
+    /// account when running in a cluster].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context [default: its current context].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The longest one API request may take, e.g. 30s.
+    #[arg(long = "request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+impl ClusterArgs {
+    pub fn connect(&self) -> anyhow::Result<KubeCluster> {
+        Ok(KubeCluster::connect(&Connection {
+            kubeconfig: self.kubeconfig.as_deref(),
+            context: self.context.as_deref(),
+            request_timeout: Some(self.request_timeout),
+        })?)
+    }
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Multi-document YAML, ready for `kubectl apply -f -`.
+    Yaml,
+    /// A `v1` `List` in JSON.
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Yaml => Format::Yaml,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -191,12 +245,6 @@ fn parse_kind_name(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn durations_and_sizes_parse() {

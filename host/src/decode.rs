@@ -7,8 +7,6 @@
 //! strings, are checked here too. Other kinds (custom resources) pass through with their
 //! apiVersion, kind and metadata checked.
 
-use std::fmt;
-
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -27,37 +25,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::contract::Envelope;
-use crate::k8s::{self, Scope, group_of, is_dns_label, is_dns_subdomain};
+use crate::model::contract::Envelope;
+use crate::model::k8s::{self, Scope, group_of, is_dns_label, is_dns_subdomain};
+use crate::model::object::{Decoded, ObjectId};
 use crate::untrusted::{Escaped, shown};
 use mathison_quantity::Quantity;
-
-/// The identity of an object in a cluster: two objects with the same id are the same object.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectId {
-    pub group: String,
-    pub kind: String,
-    /// `None` for cluster-scoped objects, and for namespaced ones until merge sets it.
-    pub namespace: Option<String>,
-    pub name: String,
-}
-
-impl fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind, self.name)
-    }
-}
-
-/// A checked object in canonical form.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decoded {
-    pub id: ObjectId,
-    pub api_version: String,
-    pub scope: Scope,
-    /// True when the kind is one the host knows and decoded into its k8s-openapi type.
-    pub typed: bool,
-    pub body: Value,
-}
 
 /// Why an object was refused: names the plugin, the object and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

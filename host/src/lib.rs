@@ -17,10 +17,9 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
-pub mod contract;
 pub mod decode;
-pub mod k8s;
 pub mod merge;
+pub mod model;
 pub mod order;
 pub mod output;
 pub mod pipeline;

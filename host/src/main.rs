@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mathison_host::cli::Cli;
+use mathison_host::commands::Cli;
 
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help/--version.

@@ -13,16 +13,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
-use crate::contract::ConnectionValue;
-use crate::decode::{Decoded, ObjectId};
-use crate::k8s::{self, Scope, is_label_value};
+use crate::model::contract::ConnectionValue;
+use crate::model::k8s::{self, Scope, is_label_value};
+use crate::model::object::{Decoded, ObjectId, Placed};
+use crate::model::reserved::{CONNECTIONS_NAME, HOST_ORIGIN};
 use crate::secret_inputs::SecretInputs;
 use crate::untrusted::Escaped;
 
-/// The origin (and output file stem) of objects the host generates itself.
-pub const HOST_ORIGIN: &str = "mathison-host";
-/// The name of the host's ConfigMap and Secret of connection values.
-pub const CONNECTIONS_NAME: &str = "mathison-connections";
 /// The placeholder a secret connection value carries for the user's secret.
 pub const SECRET_PLACEHOLDER: &str = "{secret}";
 
@@ -45,14 +42,6 @@ pub struct MergeSettings {
     pub instance: String,
     /// Secret inputs the user supplied, each bound to a plugin (`--secret-input`).
     pub secret_inputs: SecretInputs,
-}
-
-/// An object in the final set, with the plugin (or the host) it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Placed {
-    pub origin: String,
-    pub id: ObjectId,
-    pub body: Value,
 }
 
 /// The merged set, in no particular order yet, and notes for the user.
@@ -195,6 +184,8 @@ fn place(
     Placed {
         origin: origin.to_string(),
         id,
+        api_version: object.api_version,
+        scope: object.scope,
         body,
     }
 }
@@ -354,6 +345,8 @@ fn host_object<K: k8s_openapi::Resource + serde::Serialize>(
             namespace: Some(settings.namespace.clone()),
             name: CONNECTIONS_NAME.to_string(),
         },
+        api_version: K::API_VERSION.to_string(),
+        scope: Scope::Namespaced,
         // Serialising k8s-openapi types to JSON cannot fail (no maps with non-string keys).
         body: serde_json::to_value(object).unwrap_or(Value::Null),
     }

@@ -1,7 +1,7 @@
 //! A stable install order: by kind as Helm installs them (what others depend on first), then
 //! by namespace and name. Unknown kinds (custom resources) come last.
 
-use crate::merge::Placed;
+use crate::model::object::Placed;
 
 /// Helm's install order (`pkg/release/util/kind_sorter.go`).
 const INSTALL_ORDER: &[&str] = &[
@@ -75,7 +75,8 @@ pub fn sort(objects: &mut [Placed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::ObjectId;
+    use crate::model::k8s::Scope;
+    use crate::model::object::ObjectId;
     use serde_json::Value;
 
     fn placed(kind: &str, name: &str) -> Placed {
@@ -87,6 +88,8 @@ mod tests {
                 namespace: None,
                 name: name.into(),
             },
+            api_version: "v1".into(),
+            scope: Scope::Namespaced,
             body: Value::Null,
         }
     }

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use crate::merge::Placed;
+use crate::model::object::Placed;
 use crate::untrusted;
 use crate::yaml11;
 
-/// The output format (`--format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Multi-document YAML, ready for `kubectl apply -f -`.
     #[default]
@@ -326,7 +326,8 @@ mod tests {
     use yaml_rust2::scanner::TScalarStyle;
 
     use super::*;
-    use crate::decode::ObjectId;
+    use crate::model::k8s::Scope;
+    use crate::model::object::ObjectId;
 
     /// Every spelling of yaml.org/type (bool, null, int, float, timestamp, merge, value) in its
     /// case variants, plus what go-yaml v2 reads beyond PyYAML.
@@ -533,6 +534,8 @@ mod tests {
                 namespace: None,
                 name: name.into(),
             },
+            api_version: "v1".into(),
+            scope: Scope::Namespaced,
             body: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"init.sql": "CREATE EXTENSION IF NOT EXISTS vector;\nSELECT 1;\n"}}),
         }
     }

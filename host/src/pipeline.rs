@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crate::contract::{LogLine, PluginInfo, RenderError};
 use crate::decode::{self, DecodeError};
-use crate::k8s::{self, is_dns_label};
-use crate::merge::{self, MergeError, MergeSettings, Placed, PluginObjects, PluginRef};
+use crate::merge::{self, MergeError, MergeSettings, PluginObjects, PluginRef};
+use crate::model::contract::{LogLine, PluginInfo, RenderError};
+use crate::model::k8s::{self, is_dns_label};
+use crate::model::object::Placed;
+use crate::model::reserved;
 use crate::order;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Plan, PlanError, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
 use crate::runtime::{CacheOutcome, CallError, LoadError, LoadedPlugin, Runtime};
 use crate::schema::Schema;
@@ -27,6 +29,8 @@ pub const MAX_DECLARED_KINDS: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The call's error is part of this line rather than a `source`: it is the cause, and
@@ -61,7 +65,7 @@ pub enum PipelineError {
 /// What one plugin did during a render, for logs and `-v`.
 #[derive(Debug, Clone)]
 pub struct PluginReport {
-    pub label: String,
+    pub source: String,
     pub path: PathBuf,
     pub name: String,
     pub cache: CacheOutcome,
@@ -80,7 +84,7 @@ pub struct Rendered {
 /// A plugin that was loaded and described itself, with what it said checked.
 #[derive(Debug)]
 pub struct Described {
-    pub label: String,
+    pub source: String,
     pub loaded: LoadedPlugin,
     pub info: PluginInfo,
     pub schema: Schema,
@@ -93,28 +97,28 @@ impl Described {
     fn plugin_ref(&self) -> PluginRef<'_> {
         PluginRef {
             name: &self.info.name,
-            source: &self.label,
+            source: &self.source,
         }
     }
 }
 
 /// Loads a plugin and calls `info`, checking what it says.
 pub fn describe(runtime: &Runtime, path: &Path) -> Result<Described, PipelineError> {
-    let label = plan::label(path);
+    let source = plan::source_name(path);
     let loaded = runtime.load(path)?;
     let called = runtime.info(&loaded).map_err(|error| PipelineError::Call {
-        plugin: label.clone(),
+        plugin: source.clone(),
         error,
     })?;
     let info = called.value;
-    check_info(&label, &info)?;
+    check_info(&source, &info)?;
     let schema = Schema::parse(&info.config_schema).map_err(|e| PipelineError::Info {
-        plugin: label.clone(),
+        plugin: source.clone(),
         message: e.to_string(),
     })?;
     Ok(Described {
         declared: DeclaredKinds::new(&info.kinds),
-        label,
+        source,
         loaded,
         info,
         schema,
@@ -122,9 +126,9 @@ pub fn describe(runtime: &Runtime, path: &Path) -> Result<Described, PipelineErr
     })
 }
 
-fn check_info(label: &str, info: &PluginInfo) -> Result<(), PipelineError> {
+fn check_info(source: &str, info: &PluginInfo) -> Result<(), PipelineError> {
     let invalid = |message: String| PipelineError::Info {
-        plugin: label.to_string(),
+        plugin: source.to_string(),
         message,
     };
     if !is_dns_label(&info.name) {
@@ -133,7 +137,7 @@ fn check_info(label: &str, info: &PluginInfo) -> Result<(), PipelineError> {
             info.name
         )));
     }
-    if info.name == merge::HOST_ORIGIN {
+    if info.name == reserved::HOST_ORIGIN {
         return Err(invalid(format!(
             "name {:?} is reserved for the host",
             info.name
@@ -164,8 +168,10 @@ fn check_info(label: &str, info: &PluginInfo) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// Runs the whole pipeline for `plan`.
-pub fn render(runtime: &Runtime, plan: &Plan) -> Result<Rendered, PipelineError> {
+/// Runs the whole pipeline for `request`; the one place the stages are strung together, and
+/// what every command that renders calls.
+pub fn render(runtime: &Runtime, request: &Request) -> Result<Rendered, PipelineError> {
+    let plan = &Plan::new(request)?;
     let described: Vec<Described> = in_parallel(&plan.plugins, |path| describe(runtime, path))?;
 
     for (index, plugin) in described.iter().enumerate() {
@@ -175,8 +181,8 @@ pub fn render(runtime: &Runtime, plan: &Plan) -> Result<Rendered, PipelineError>
         {
             return Err(PipelineError::DuplicateName {
                 name: plugin.info.name.clone(),
-                first: first.label.clone(),
-                second: plugin.label.clone(),
+                first: first.source.clone(),
+                second: plugin.source.clone(),
             });
         }
     }
@@ -241,20 +247,20 @@ fn render_one(
                 ))
             }
             error => PipelineError::Call {
-                plugin: plugin.label.clone(),
+                plugin: plugin.source.clone(),
                 error,
             },
         })?;
 
     let mut objects = Vec::with_capacity(called.value.objects.len());
     for envelope in &called.value.objects {
-        let object = decode::decode(&plugin.label, envelope)?;
+        let object = decode::decode(&plugin.source, envelope)?;
         plan.policy
-            .check(&plugin.label, &plugin.declared, &object)?;
+            .check(&plugin.source, &plugin.declared, &object)?;
         objects.push(object);
     }
     let report = PluginReport {
-        label: plugin.label.clone(),
+        source: plugin.source.clone(),
         path: plugin.loaded.path.clone(),
         name: info.name.clone(),
         cache: plugin.loaded.cache,
@@ -263,7 +269,7 @@ fn render_one(
     };
     let contribution = PluginObjects {
         name: info.name.clone(),
-        source: plugin.label.clone(),
+        source: plugin.source.clone(),
         version: info.version.clone(),
         objects,
         connection_values: called.value.connection_values,
@@ -348,7 +354,7 @@ mod fuzz {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::contract::{ConnectionValue, Envelope, KindRef};
+    use crate::model::contract::{ConnectionValue, Envelope, KindRef};
     use crate::output::{self, Format};
     use crate::policy::Policy;
     use crate::values::Values;

@@ -1,15 +1,14 @@
-//! Turns the command line into a plan: which plugin files, which values, which context and
-//! policy. Nothing here runs a plugin.
+//! The first stage: turns what the user asked for into a plan (which plugin files, which values,
+//! which context and policy). Nothing here runs a plugin, and nothing here knows the command
+//! line: `cli` fills in a [`Request`].
 
 use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::apply::plan::ApplySet;
-use crate::cli::{RenderArgs, RuntimeArgs};
-use crate::contract::RenderContext;
-use crate::k8s::is_dns_label;
-use crate::merge;
+use crate::model::contract::RenderContext;
+use crate::model::k8s::is_dns_label;
+use crate::model::reserved;
 use crate::policy::Policy;
 use crate::secret_inputs::{SecretInputError, SecretInputs};
 use crate::values::{self, Values};
@@ -42,7 +41,29 @@ pub enum PlanError {
     SecretInput(#[from] SecretInputError),
 }
 
-/// Everything a render needs, resolved from the command line.
+/// What the user asked to render, as given: plugin references unresolved, files unread.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Paths to `.wasm` files or bare names, in the user's order.
+    pub plugins: Vec<String>,
+    /// Where bare names are looked up, in order (see [`search_path`]).
+    pub search_path: Vec<PathBuf>,
+    pub values_files: Vec<PathBuf>,
+    /// `PLUGIN.KEY=VALUE` overrides, applied after the files.
+    pub set: Vec<String>,
+    /// `PLUGIN.KEY=VALUE` overrides taken as strings, applied last.
+    pub set_string: Vec<String>,
+    pub namespace: String,
+    pub instance: String,
+    /// `PLUGIN.NAME=SOURCE` secret inputs.
+    pub secret_inputs: Vec<String>,
+    pub allow_cluster_scoped: bool,
+    pub allow_rbac: bool,
+    /// Objects (kind, name) the user owns.
+    pub user_owned: Vec<(String, String)>,
+}
+
+/// Everything a render needs, resolved from a [`Request`].
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub plugins: Vec<PathBuf>,
@@ -53,21 +74,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_args(args: &RenderArgs) -> Result<Self, PlanError> {
+    pub fn new(args: &Request) -> Result<Self, PlanError> {
         if !is_dns_label(&args.namespace) {
             return Err(PlanError::Namespace(args.namespace.clone()));
         }
         if !is_dns_label(&args.instance) {
             return Err(PlanError::Instance(args.instance.clone()));
         }
-        let search = search_path_of(&args.runtime);
         let plugins = args
             .plugins
             .iter()
-            .map(|spec| resolve_plugin(spec, &search))
+            .map(|spec| resolve_plugin(spec, &args.search_path))
             .collect::<Result<_, _>>()?;
         let mut values = Values::default();
-        for file in &args.values {
+        for file in &args.values_files {
             values.add_file(file)?;
         }
         for set in &args.set {
@@ -90,25 +110,11 @@ impl Plan {
                 allow_cluster_scoped: args.allow_cluster_scoped,
                 allow_rbac: args.allow_rbac,
                 user_owned: args.user_owned.clone(),
-                host_owned: host_owned(&args.instance),
+                host_owned: reserved::host_owned(&args.instance),
             },
             secret_inputs: SecretInputs::read(&args.secret_inputs)?,
         })
     }
-}
-
-/// The objects (kind, name) the host makes in the render namespace, which no plugin may.
-fn host_owned(instance: &str) -> Vec<(String, String)> {
-    vec![
-        ("ConfigMap".to_string(), merge::CONNECTIONS_NAME.to_string()),
-        ("Secret".to_string(), merge::CONNECTIONS_NAME.to_string()),
-        ("Secret".to_string(), ApplySet::parent_name(instance)),
-    ]
-}
-
-/// The search path that `args` and the environment give.
-pub fn search_path_of(args: &RuntimeArgs) -> Vec<PathBuf> {
-    search_path(&args.plugin_path, env::var_os(PLUGIN_PATH_ENV))
 }
 
 /// The plugin search path: `--plugin-path` directories, then `$MATHISON_PLUGIN_PATH`, then the
@@ -153,8 +159,8 @@ pub fn resolve_plugin(spec: &str, search: &[PathBuf]) -> Result<PathBuf, PlanErr
         })
 }
 
-/// A short label for a plugin file in messages: its file name.
-pub fn label(path: &Path) -> String {
+/// How messages name a plugin file: its file name.
+pub fn source_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -8,9 +8,9 @@
 
 use std::collections::HashSet;
 
-use crate::contract::KindRef;
-use crate::decode::Decoded;
-use crate::k8s::Scope;
+use crate::model::contract::KindRef;
+use crate::model::k8s::Scope;
+use crate::model::object::Decoded;
 
 /// What the user allowed for this render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::ObjectId;
+    use crate::model::object::ObjectId;
     use serde_json::json;
 
     fn policy() -> Policy {
@@ -187,7 +187,7 @@ mod tests {
     ) -> Decoded {
         Decoded {
             id: ObjectId {
-                group: crate::k8s::group_of(api_version).into(),
+                group: crate::model::k8s::group_of(api_version).into(),
                 kind: kind.into(),
                 namespace: namespace.map(Into::into),
                 name: name.into(),

@@ -15,7 +15,7 @@ use kube::discovery::{self, Scope};
 use kube::{Client, Config};
 use serde_json::Value;
 
-use super::plan::{Resource, Target};
+use super::changes::{Resource, Target};
 
 /// What the cluster answered when a request failed, classified for a one-line message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

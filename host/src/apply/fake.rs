@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use kube::api::{ApiResource, DynamicObject, ListParams, PatchParams};
 use serde_json::Value;
 
+use super::changes::{Resource, Target};
 use super::cluster::{Cluster, ClusterError};
-use super::plan::{Resource, Target};
 
 type Key = (String, Option<String>, String);
 

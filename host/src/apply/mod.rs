@@ -3,13 +3,13 @@
 //! ApplySet so a later `--prune` deletes exactly what this tool applied and no longer renders,
 //! and `--wait` for StatefulSets to roll out.
 //!
-//! [`plan`] decides what is sent without a cluster; [`wait`] and [`diff`] are pure functions
+//! [`changes`] decides what is sent without a cluster; [`wait`] and [`diff`] are pure functions
 //! of observed objects; [`cluster`] is the only code that talks to an API server, behind the
 //! [`Cluster`] trait so everything else is tested against a fake.
 
+pub mod changes;
 pub mod cluster;
 pub mod diff;
-pub mod plan;
 pub mod wait;
 
 use std::collections::BTreeSet;
@@ -18,13 +18,12 @@ use std::time::Duration;
 use kube::ResourceExt as _;
 use kube::api::ListParams;
 
+use changes::{Changes, FIELD_MANAGER, GroupKind, PART_OF, Target};
 pub use cluster::{Cluster, ClusterError};
-use plan::{FIELD_MANAGER, GroupKind, PART_OF, Plan, Target};
 use wait::{Readiness, WaitSettings};
 
-use crate::decode::ObjectId;
-use crate::merge::Placed;
-use crate::output::{self, Format, OutputError};
+use crate::model::object::ObjectId;
+use crate::output::{self, OutputError};
 
 /// Why an apply, prune, wait or diff stopped. Each reads as one line naming the object.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +82,9 @@ pub trait Reporter {
 
 /// Each step's target; kinds the host does not know are looked up in the cluster's discovery
 /// before anything is sent, so a missing CRD stops the apply before it starts.
-fn resolve(cluster: &impl Cluster, plan: &Plan) -> Result<Vec<Target>, ApplyError> {
-    plan.steps
+fn resolve(cluster: &impl Cluster, changes: &Changes) -> Result<Vec<Target>, ApplyError> {
+    changes
+        .steps
         .iter()
         .map(|step| {
             let resource = match &step.resource {
@@ -102,22 +102,22 @@ fn resolve(cluster: &impl Cluster, plan: &Plan) -> Result<Vec<Target>, ApplyErro
         .collect()
 }
 
-/// Applies `plan`: the ApplySet parent (listing old and new group-kinds, so an interrupted
+/// Applies `changes`: the ApplySet parent (listing old and new group-kinds, so an interrupted
 /// run can still be pruned), every object in install order, then the prune, then the wait.
 pub fn apply(
     cluster: &impl Cluster,
-    plan: &Plan,
+    changes: &Changes,
     options: &Options,
     reporter: &mut dyn Reporter,
 ) -> Result<(), ApplyError> {
-    let applyset = &plan.applyset;
+    let applyset = &changes.applyset;
     let previous = match cluster
         .get(&applyset.parent)
         .map_err(|e| ApplyError::cluster("read", &applyset.parent, e))?
     {
-        Some(parent) => match plan::parent_tooling(&parent) {
+        Some(parent) => match changes::parent_tooling(&parent) {
             Some(tooling) if tooling.starts_with(&format!("{FIELD_MANAGER}/")) => {
-                plan::contained_group_kinds(&parent)
+                changes::contained_group_kinds(&parent)
             }
             tooling => {
                 return Err(ApplyError::ForeignParent {
@@ -128,9 +128,9 @@ pub fn apply(
         },
         None => BTreeSet::new(),
     };
-    let targets = resolve(cluster, plan)?;
-    let params = plan::patch_params(options.force_conflicts, options.dry_run);
-    let current = plan.group_kinds();
+    let targets = resolve(cluster, changes)?;
+    let params = changes::patch_params(options.force_conflicts, options.dry_run);
+    let current = changes.group_kinds();
     let everything: BTreeSet<GroupKind> = previous.union(&current).cloned().collect();
 
     let apply_one = |target: &Target, body: &serde_json::Value, reporter: &mut dyn Reporter| {
@@ -140,8 +140,8 @@ pub fn apply(
         reporter.applied(target, options.dry_run);
         Ok::<_, ApplyError>(())
     };
-    let parent_at = plan.parent_position();
-    for (index, (step, target)) in plan.steps.iter().zip(&targets).enumerate() {
+    let parent_at = changes.parent_position();
+    for (index, (step, target)) in changes.steps.iter().zip(&targets).enumerate() {
         if index == parent_at {
             apply_one(
                 &applyset.parent,
@@ -151,7 +151,7 @@ pub fn apply(
         }
         apply_one(target, &step.body, reporter)?;
     }
-    if parent_at == plan.steps.len() {
+    if parent_at == changes.steps.len() {
         apply_one(
             &applyset.parent,
             &applyset.parent_body(&everything),
@@ -162,7 +162,7 @@ pub fn apply(
     if options.prune {
         prune(
             cluster,
-            plan,
+            changes,
             &targets,
             &everything,
             options.dry_run,
@@ -179,21 +179,21 @@ pub fn apply(
     }
 }
 
-/// Deletes the members of the set, of any group-kind it ever contained, that `plan` no longer
+/// Deletes the members of the set, of any group-kind it ever contained, that `changes` no longer
 /// renders. Only objects labelled with this set's id are candidates.
 fn prune(
     cluster: &impl Cluster,
-    plan: &Plan,
+    changes: &Changes,
     targets: &[Target],
     group_kinds: &BTreeSet<GroupKind>,
     dry_run: bool,
     reporter: &mut dyn Reporter,
 ) -> Result<(), ApplyError> {
-    let applyset = &plan.applyset;
-    let rendered: BTreeSet<ObjectId> = plan.steps.iter().map(|step| step.id.clone()).collect();
+    let applyset = &changes.applyset;
+    let rendered: BTreeSet<ObjectId> = changes.steps.iter().map(|step| step.id.clone()).collect();
     let selector = ListParams::default().labels(&format!("{PART_OF}={}", applyset.id));
     for group_kind in group_kinds {
-        let rendered_target = plan
+        let rendered_target = changes
             .steps
             .iter()
             .zip(targets)
@@ -224,7 +224,7 @@ fn prune(
                 object: group_kind.to_string(),
                 error,
             })?;
-        for object in plan::prune_candidates(&applyset.id, group_kind, &listed, &rendered) {
+        for object in changes::prune_candidates(&applyset.id, group_kind, &listed, &rendered) {
             let target = Target {
                 resource: resource.clone(),
                 namespace: object.namespace(),
@@ -241,41 +241,32 @@ fn prune(
 
 /// `--dry-run=client`: each request `apply` would send, in order, and the object it sends,
 /// as a YAML stream. Needs no cluster; kinds the host does not know get kube's guessed plural.
-pub fn describe(plan: &Plan, options: &Options) -> Result<String, ApplyError> {
-    let params = plan::patch_params(options.force_conflicts, false);
+pub fn describe(changes: &Changes, options: &Options) -> Result<String, ApplyError> {
+    let params = changes::patch_params(options.force_conflicts, false);
     let parent = (
-        plan.applyset.parent.clone(),
-        plan.applyset.parent_body(&plan.group_kinds()),
+        changes.applyset.parent.clone(),
+        changes.applyset.parent_body(&changes.group_kinds()),
     );
-    let mut requests: Vec<(Target, &serde_json::Value)> = plan
+    let mut requests: Vec<(Target, &serde_json::Value)> = changes
         .steps
         .iter()
         .map(|step| (step.offline_target(), &step.body))
         .collect();
-    requests.insert(plan.parent_position(), (parent.0, &parent.1));
+    requests.insert(changes.parent_position(), (parent.0, &parent.1));
 
     let mut text = String::new();
     for (target, body) in requests {
-        let request =
-            plan::describe_apply(&target, body, &params).map_err(|error| ApplyError::Request {
+        let request = changes::describe_apply(&target, body, &params).map_err(|error| {
+            ApplyError::Request {
                 object: target.to_string(),
                 error: error.to_string(),
-            })?;
-        let placed = Placed {
-            origin: String::new(),
-            id: ObjectId {
-                group: target.resource.api.group.clone(),
-                kind: target.resource.api.kind.clone(),
-                namespace: target.namespace.clone(),
-                name: target.name.clone(),
-            },
-            body: body.clone(),
-        };
-        let document = output::to_string(&[&placed], Format::Yaml)?;
-        text.push_str(&format!(
-            "---\n# {request}\n{}",
-            document.trim_start_matches("---\n")
-        ));
+            }
+        })?;
+        let document = output::yaml_document(body).map_err(|source| OutputError::Yaml {
+            object: target.to_string(),
+            source,
+        })?;
+        text.push_str(&format!("---\n# {request}\n{document}"));
     }
     Ok(text)
 }
@@ -290,11 +281,11 @@ pub struct ObjectDiff {
 /// `diff`: each object as the cluster has it against what a server-side dry run of the apply
 /// returns; objects without differences are left out. Conflicts are forced, as `kubectl diff`
 /// does, to show the result rather than the conflict.
-pub fn diff(cluster: &impl Cluster, plan: &Plan) -> Result<Vec<ObjectDiff>, ApplyError> {
-    let targets = resolve(cluster, plan)?;
-    let params = plan::patch_params(true, true);
+pub fn diff(cluster: &impl Cluster, changes: &Changes) -> Result<Vec<ObjectDiff>, ApplyError> {
+    let targets = resolve(cluster, changes)?;
+    let params = changes::patch_params(true, true);
     let mut diffs = Vec::new();
-    for (step, target) in plan.steps.iter().zip(targets) {
+    for (step, target) in changes.steps.iter().zip(targets) {
         let live = cluster
             .get(&target)
             .map_err(|e| ApplyError::cluster("read", &target, e))?;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::changes::{self, CONTAINS_GROUP_KINDS, Changes, PART_OF, Resource, TOOLING, Target};
 use super::fake::{FakeCluster, resource};
-use super::plan::{self, CONTAINS_GROUP_KINDS, PART_OF, Plan, Resource, TOOLING, Target};
 use super::wait::{Readiness, WaitSettings};
 use super::*;
-use crate::decode::ObjectId;
-use crate::k8s::group_of;
-use crate::merge::Placed;
+use crate::model::k8s::{group_of, scope_of};
+use crate::model::object::ObjectId;
+use crate::model::object::Placed;
 
 const NS: &str = "mathison-system";
 
@@ -29,6 +29,8 @@ fn placed(api_version: &str, kind: &str, name: &str, namespaced: bool) -> Placed
             namespace: namespaced.then(|| NS.to_string()),
             name: name.into(),
         },
+        api_version: api_version.into(),
+        scope: scope_of(api_version, kind),
         body: json!({"apiVersion": api_version, "kind": kind, "metadata": metadata}),
     }
 }
@@ -60,14 +62,19 @@ fn known(api_version: &str, kind: &str) -> Resource {
     Resource::known(api_version, kind).expect("known kind")
 }
 
-/// Applies `plan` with no options, discarding progress lines.
-fn apply_plainly(cluster: &FakeCluster, plan: &Plan) -> Result<(), ApplyError> {
-    apply(cluster, plan, &Options::default(), &mut Recorder::default())
+/// Applies `changes` with no options, discarding progress lines.
+fn apply_plainly(cluster: &FakeCluster, changes: &Changes) -> Result<(), ApplyError> {
+    apply(
+        cluster,
+        changes,
+        &Options::default(),
+        &mut Recorder::default(),
+    )
 }
 
-fn parent(cluster: &FakeCluster, plan: &Plan) -> Value {
+fn parent(cluster: &FakeCluster, changes: &Changes) -> Value {
     cluster
-        .get(&plan.applyset.parent)
+        .get(&changes.applyset.parent)
         .expect("get")
         .expect("parent exists")
 }
@@ -75,9 +82,9 @@ fn parent(cluster: &FakeCluster, plan: &Plan) -> Value {
 #[test]
 fn applies_the_parent_then_every_object_in_order_under_our_field_manager() {
     let cluster = FakeCluster::default();
-    let plan = Plan::new(&rendered(), NS, "mathison");
+    let changes = Changes::new(&rendered(), NS, "mathison");
     let mut recorder = Recorder::default();
-    apply(&cluster, &plan, &Options::default(), &mut recorder).expect("apply");
+    apply(&cluster, &changes, &Options::default(), &mut recorder).expect("apply");
     let manager = "manager=mathison-host force=false dryRun=false";
     assert_eq!(
         cluster.calls(),
@@ -89,12 +96,12 @@ fn applies_the_parent_then_every_object_in_order_under_our_field_manager() {
             format!("PATCH statefulsets {NS}/db {manager}"),
         ]
     );
-    let id = &plan.applyset.id;
-    for step in &plan.steps {
+    let id = &changes.applyset.id;
+    for step in &changes.steps {
         assert_eq!(step.body["metadata"]["labels"][PART_OF], json!(id));
         assert_eq!(step.body["metadata"]["labels"]["app"], json!(step.id.name));
     }
-    let parent = parent(&cluster, &plan);
+    let parent = parent(&cluster, &changes);
     assert_eq!(
         parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
         json!(id)
@@ -105,34 +112,34 @@ fn applies_the_parent_then_every_object_in_order_under_our_field_manager() {
     );
     assert_eq!(
         parent["metadata"]["annotations"][TOOLING],
-        json!(plan::tooling())
+        json!(changes::tooling())
     );
     assert_eq!(recorder.0.len(), 4);
 }
 
 #[test]
 fn applyset_id_is_kubectls_hash_of_the_parent() {
-    let id = plan::ApplySet::new(NS, "mathison").id;
+    let id = changes::ApplySet::new(NS, "mathison").id;
     // base64url(sha256("applyset-mathison.mathison-system.Secret.")), as kubectl computes it.
     assert_eq!(
         id,
         "applyset-XLiAzeSqRWHwEaLUYk22OBAXH4duvC2nbqTg5REuHTE-v1"
     );
-    assert_ne!(plan::ApplySet::new("other", "mathison").id, id);
+    assert_ne!(changes::ApplySet::new("other", "mathison").id, id);
 }
 
 #[test]
 fn a_rendered_namespace_is_created_before_the_parent_that_lives_in_it() {
     let mut objects = vec![placed("v1", "Namespace", NS, false)];
     objects.extend(rendered());
-    let plan = Plan::new(&objects, NS, "mathison");
-    assert_eq!(plan.parent_position(), 1);
+    let changes = Changes::new(&objects, NS, "mathison");
+    assert_eq!(changes.parent_position(), 1);
 }
 
 #[test]
 fn force_and_server_dry_run_reach_every_request_and_skip_the_wait() {
     let cluster = FakeCluster::default();
-    let plan = Plan::new(&rendered(), NS, "mathison");
+    let changes = Changes::new(&rendered(), NS, "mathison");
     let options = Options {
         force_conflicts: true,
         dry_run: true,
@@ -142,7 +149,7 @@ fn force_and_server_dry_run_reach_every_request_and_skip_the_wait() {
         }),
         ..Options::default()
     };
-    apply(&cluster, &plan, &options, &mut Recorder::default()).expect("apply");
+    apply(&cluster, &changes, &options, &mut Recorder::default()).expect("apply");
     let patches: Vec<String> = cluster
         .calls()
         .into_iter()
@@ -167,9 +174,9 @@ fn prune_deletes_only_this_sets_members_that_are_no_longer_rendered() {
         discoverable: vec![resource("apps/v1", "Deployment", "deployments", true)],
         ..FakeCluster::default()
     };
-    let plan = Plan::new(&rendered(), NS, "mathison");
-    let id = plan.applyset.id.clone();
-    let mut previous = plan.applyset.parent_body(&plan.group_kinds());
+    let changes = Changes::new(&rendered(), NS, "mathison");
+    let id = changes.applyset.id.clone();
+    let mut previous = changes.applyset.parent_body(&changes.group_kinds());
     previous["metadata"]["annotations"][CONTAINS_GROUP_KINDS] =
         json!("ConfigMap,Deployment.apps,Service,StatefulSet.apps");
     cluster.insert(&known("v1", "Secret"), Some(NS), previous);
@@ -202,7 +209,7 @@ fn prune_deletes_only_this_sets_members_that_are_no_longer_rendered() {
         dry_run: true,
         ..Options::default()
     };
-    apply(&cluster, &plan, &dry_run, &mut Recorder::default()).expect("dry run");
+    apply(&cluster, &changes, &dry_run, &mut Recorder::default()).expect("dry run");
     let deletes: Vec<String> = cluster
         .calls()
         .into_iter()
@@ -225,7 +232,7 @@ fn prune_deletes_only_this_sets_members_that_are_no_longer_rendered() {
         ..Options::default()
     };
     let mut recorder = Recorder::default();
-    apply(&cluster, &plan, &options, &mut recorder).expect("apply");
+    apply(&cluster, &changes, &options, &mut recorder).expect("apply");
 
     let deletes: Vec<String> = cluster
         .calls()
@@ -263,7 +270,7 @@ fn prune_deletes_only_this_sets_members_that_are_no_longer_rendered() {
     }
     // After the prune, the parent lists only what it still contains.
     assert_eq!(
-        parent(&cluster, &plan)["metadata"]["annotations"][CONTAINS_GROUP_KINDS],
+        parent(&cluster, &changes)["metadata"]["annotations"][CONTAINS_GROUP_KINDS],
         "ConfigMap,Service,StatefulSet.apps"
     );
     assert!(
@@ -276,13 +283,13 @@ fn prune_deletes_only_this_sets_members_that_are_no_longer_rendered() {
 #[test]
 fn without_prune_the_parent_keeps_listing_old_group_kinds() {
     let cluster = FakeCluster::default();
-    let plan = Plan::new(&rendered(), NS, "mathison");
-    let mut previous = plan.applyset.parent_body(&plan.group_kinds());
+    let changes = Changes::new(&rendered(), NS, "mathison");
+    let mut previous = changes.applyset.parent_body(&changes.group_kinds());
     previous["metadata"]["annotations"][CONTAINS_GROUP_KINDS] = json!("Deployment.apps");
     cluster.insert(&known("v1", "Secret"), Some(NS), previous);
-    apply_plainly(&cluster, &plan).expect("apply");
+    apply_plainly(&cluster, &changes).expect("apply");
     assert_eq!(
-        parent(&cluster, &plan)["metadata"]["annotations"][CONTAINS_GROUP_KINDS],
+        parent(&cluster, &changes)["metadata"]["annotations"][CONTAINS_GROUP_KINDS],
         "ConfigMap,Deployment.apps,Service,StatefulSet.apps"
     );
     assert!(!cluster.calls().iter().any(|c| c.starts_with("DELETE")));
@@ -291,11 +298,11 @@ fn without_prune_the_parent_keeps_listing_old_group_kinds() {
 #[test]
 fn a_parent_of_another_tool_is_never_taken_over() {
     let cluster = FakeCluster::default();
-    let plan = Plan::new(&rendered(), NS, "mathison");
-    let mut foreign = plan.applyset.parent_body(&plan.group_kinds());
+    let changes = Changes::new(&rendered(), NS, "mathison");
+    let mut foreign = changes.applyset.parent_body(&changes.group_kinds());
     foreign["metadata"]["annotations"][TOOLING] = json!("kubectl/v1.33");
     cluster.insert(&known("v1", "Secret"), Some(NS), foreign);
-    let error = apply_plainly(&cluster, &plan).expect_err("foreign parent");
+    let error = apply_plainly(&cluster, &changes).expect_err("foreign parent");
     assert_eq!(
         error.to_string(),
         format!(
@@ -314,9 +321,9 @@ fn unknown_kinds_are_discovered_first_and_a_missing_crd_sends_nothing() {
         "db",
         true,
     ));
-    let plan = Plan::new(&objects, NS, "mathison");
+    let changes = Changes::new(&objects, NS, "mathison");
     let cluster = FakeCluster::default();
-    let error = apply_plainly(&cluster, &plan).expect_err("no CRD");
+    let error = apply_plainly(&cluster, &changes).expect_err("no CRD");
     assert_eq!(
         error.to_string(),
         format!(
@@ -334,7 +341,7 @@ fn unknown_kinds_are_discovered_first_and_a_missing_crd_sends_nothing() {
         )],
         ..FakeCluster::default()
     };
-    apply_plainly(&cluster, &plan).expect("apply");
+    apply_plainly(&cluster, &changes).expect("apply");
     assert!(
         cluster
             .calls()
@@ -358,8 +365,8 @@ fn an_api_error_stops_the_apply_and_names_the_object() {
         .into(),
         ..FakeCluster::default()
     };
-    let plan = Plan::new(&rendered(), NS, "mathison");
-    let error = apply_plainly(&cluster, &plan).expect_err("forbidden");
+    let changes = Changes::new(&rendered(), NS, "mathison");
+    let error = apply_plainly(&cluster, &changes).expect_err("forbidden");
     assert_eq!(
         error.to_string(),
         format!("cannot apply Service {NS}/db: forbidden (403): services \"db\" is forbidden")
@@ -406,9 +413,9 @@ fn wait_polls_until_statefulsets_are_ready_and_their_claims_bound() {
             json!({"status": {"phase": "Bound"}}),
         ]),
     );
-    let plan = Plan::new(&rendered(), NS, "mathison");
+    let changes = Changes::new(&rendered(), NS, "mathison");
     let mut recorder = Recorder::default();
-    apply(&cluster, &plan, &waiting(10_000), &mut recorder).expect("ready");
+    apply(&cluster, &changes, &waiting(10_000), &mut recorder).expect("ready");
     let progress: Vec<&String> = recorder
         .0
         .iter()
@@ -439,9 +446,9 @@ fn wait_times_out_naming_what_is_not_ready_and_why() {
         json!({"metadata": {"name": "db-0"}, "status": {"conditions": [
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}}),
     );
-    let plan = Plan::new(&rendered(), NS, "mathison");
+    let changes = Changes::new(&rendered(), NS, "mathison");
     let error =
-        apply(&cluster, &plan, &waiting(20), &mut Recorder::default()).expect_err("timeout");
+        apply(&cluster, &changes, &waiting(20), &mut Recorder::default()).expect_err("timeout");
     assert_eq!(
         error.to_string(),
         format!(
@@ -452,8 +459,8 @@ fn wait_times_out_naming_what_is_not_ready_and_why() {
 
 #[test]
 fn client_dry_run_describes_each_request_in_order() {
-    let plan = Plan::new(&rendered(), NS, "mathison");
-    let text = describe(&plan, &Options::default()).expect("describe");
+    let changes = Changes::new(&rendered(), NS, "mathison");
+    let text = describe(&changes, &Options::default()).expect("describe");
     let requests: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
     assert_eq!(
         requests,
@@ -464,9 +471,9 @@ fn client_dry_run_describes_each_request_in_order() {
             "# PATCH /apis/apps/v1/namespaces/mathison-system/statefulsets/db?&fieldManager=mathison-host (application/apply-patch+yaml)",
         ]
     );
-    assert!(text.contains(&format!("{PART_OF}: {}", plan.applyset.id)));
+    assert!(text.contains(&format!("{PART_OF}: {}", changes.applyset.id)));
     let forced = describe(
-        &plan,
+        &changes,
         &Options {
             force_conflicts: true,
             ..Options::default()
@@ -482,17 +489,17 @@ fn client_dry_run_describes_each_request_in_order() {
 #[test]
 fn diff_compares_live_objects_with_the_server_dry_run() {
     let cluster = FakeCluster::default();
-    let plan = Plan::new(&rendered(), NS, "mathison");
+    let changes = Changes::new(&rendered(), NS, "mathison");
     // The config map is live and identical; the service differs; the statefulset is new.
     cluster.insert(
         &known("v1", "ConfigMap"),
         Some(NS),
-        plan.steps[0].body.clone(),
+        changes.steps[0].body.clone(),
     );
-    let mut service = plan.steps[1].body.clone();
+    let mut service = changes.steps[1].body.clone();
     service["metadata"]["labels"]["app"] = json!("old");
     cluster.insert(&known("v1", "Service"), Some(NS), service);
-    let diffs = diff(&cluster, &plan).expect("diff");
+    let diffs = diff(&cluster, &changes).expect("diff");
     let names: Vec<String> = diffs.iter().map(|d| d.target.to_string()).collect();
     assert_eq!(
         names,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use kube::api::{ApiResource, GroupVersionKind, ListParams};
 use serde_json::Value;
 
+use super::changes::{Resource, Target};
 use super::cluster::Cluster;
-use super::plan::{Resource, Target};
 use super::{ApplyError, Reporter};
 
 /// Whether an object is ready, and if not, what it is waiting for.

@@ -1,54 +1,20 @@
 //! `mathison-host apply`: render, then bring a cluster to that state with server-side apply.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::apply::cluster::{Connection, KubeCluster};
-use crate::apply::plan::{Plan, Target};
+use crate::apply::changes::{Changes, Target};
 use crate::apply::wait::{Readiness, WaitSettings};
 use crate::apply::{self, Options, Reporter};
-use crate::cli::{RenderArgs, parse_duration};
-use crate::pipeline;
-use crate::plan::Plan as RenderPlan;
-
-/// How to reach the cluster; shared by `apply` and `diff`.
-#[derive(Debug, Clone, Args)]
-pub struct ClusterArgs {
-    /// The kubeconfig file [default: $KUBECONFIG, then ~/.kube/config, then the pod's service
-    /// account when running in a cluster].
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// The kubeconfig context [default: its current context].
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
-
-    /// The longest one API request may take, e.g. 30s.
-    #[arg(long = "request-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub request_timeout: Duration,
-}
-
-impl ClusterArgs {
-    pub fn connect(&self) -> anyhow::Result<KubeCluster> {
-        Ok(KubeCluster::connect(&Connection {
-            kubeconfig: self.kubeconfig.as_deref(),
-            context: self.context.as_deref(),
-            request_timeout: Some(self.request_timeout),
-        })?)
-    }
-}
+use crate::cli::{ClusterArgs, RenderArgs, parse_duration};
 
 /// Renders with `args` and plans the apply of the result; nothing reaches a cluster unless
 /// every plugin and check succeeded.
-pub fn render_plan(args: &RenderArgs, verbose: bool) -> anyhow::Result<Plan> {
-    let plan = RenderPlan::from_args(args)?;
-    let runtime = super::runtime(&args.runtime)?;
-    let rendered = pipeline::render(&runtime, &plan)?;
-    super::report(&rendered, verbose);
-    Ok(Plan::new(
+pub fn render_changes(args: &RenderArgs, verbose: bool) -> anyhow::Result<Changes> {
+    let rendered = super::render(args, verbose)?;
+    Ok(Changes::new(
         &rendered.objects,
         &args.namespace,
         &args.instance,
@@ -102,7 +68,7 @@ pub struct ApplyCommand {
 
 impl ApplyCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let plan = render_plan(&self.render, verbose)?;
+        let changes = render_changes(&self.render, verbose)?;
         let options = Options {
             force_conflicts: self.force_conflicts,
             dry_run: self.dry_run == Some(DryRun::Server),
@@ -116,13 +82,13 @@ impl ApplyCommand {
             if self.prune || self.wait {
                 eprintln!("note: --prune and --wait need the cluster; a client dry run skips them");
             }
-            return Ok(super::write_stdout(&apply::describe(&plan, &options)?)?);
+            return Ok(super::write_stdout(&apply::describe(&changes, &options)?)?);
         }
         let cluster = self.cluster.connect()?;
         let mut reporter = Console {
             terminal: io::stderr().is_terminal(),
         };
-        apply::apply(&cluster, &plan, &options, &mut reporter)?;
+        apply::apply(&cluster, &changes, &options, &mut reporter)?;
         Ok(())
     }
 }

@@ -26,8 +26,8 @@ pub struct CompileCommand {
 
 impl CompileCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let search = plan::search_path_of(&self.runtime);
-        let runtime = super::runtime(&self.runtime)?;
+        let search = self.runtime.search_path();
+        let runtime = self.runtime.runtime()?;
         for spec in &self.plugins {
             let path = plan::resolve_plugin(spec, &search)?;
             let written = runtime.precompile(&path)?;

@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use super::apply::{ClusterArgs, render_plan};
+use super::apply::render_changes;
 use crate::apply;
-use crate::cli::RenderArgs;
+use crate::cli::{ClusterArgs, RenderArgs};
 
 /// Show what `apply` would change: each object as the cluster has it against a server-side
 /// dry run of the apply. Secret values are masked.
@@ -22,12 +22,12 @@ pub struct DiffCommand {
 
 impl DiffCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let plan = render_plan(&self.render, verbose)?;
+        let changes = render_changes(&self.render, verbose)?;
         let cluster = self.cluster.connect()?;
-        let diffs = apply::diff(&cluster, &plan)?;
+        let diffs = apply::diff(&cluster, &changes)?;
         let text: String = diffs.iter().map(|d| d.diff.as_str()).collect();
         super::write_stdout(&text)?;
-        eprintln!("{} of {} objects differ", diffs.len(), plan.steps.len());
+        eprintln!("{} of {} objects differ", diffs.len(), changes.steps.len());
         Ok(())
     }
 }

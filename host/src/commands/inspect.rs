@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::cli::RuntimeArgs;
-use crate::contract;
+use crate::model::contract;
 use crate::pipeline::{self, Described};
 use crate::plan;
 use crate::untrusted::{self, escape};
@@ -36,9 +36,9 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn run(self, _verbose: bool) -> anyhow::Result<()> {
-        let search = plan::search_path_of(&self.runtime);
+        let search = self.runtime.search_path();
         let path = plan::resolve_plugin(&self.plugin, &search)?;
-        let runtime = super::runtime(&self.runtime)?;
+        let runtime = self.runtime.runtime()?;
         let described = pipeline::describe(&runtime, &path)?;
         let text = match self.format {
             InspectFormat::Json => {

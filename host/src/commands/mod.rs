@@ -1,4 +1,5 @@
-//! One file per subcommand: an Args struct and its `run`.
+//! The command line's top level, and one file per subcommand: its arguments and its `run`.
+//! Shared argument groups are in `cli`; commands call `pipeline::render` through [`render`].
 
 pub mod apply;
 pub mod compile;
@@ -10,10 +11,34 @@ pub mod validate;
 
 use std::io::{self, Write};
 
-use crate::cli::{Cli, Command, RuntimeArgs};
-use crate::contract::LogLevel;
-use crate::pipeline::Rendered;
-use crate::runtime::Runtime;
+use clap::{Parser, Subcommand};
+
+use crate::cli::RenderArgs;
+use crate::model::contract::LogLevel;
+use crate::pipeline::{self, Rendered};
+
+/// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "mathison-host", version, about, long_about = None)]
+pub struct Cli {
+    /// Show the plugins' info and debug log lines and what the host does.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Render(render::RenderCommand),
+    Validate(validate::ValidateCommand),
+    Inspect(inspect::InspectCommand),
+    Compile(compile::CompileCommand),
+    New(new::NewCommand),
+    Apply(apply::ApplyCommand),
+    Diff(diff::DiffCommand),
+}
 
 /// Runs the command `cli` names.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -29,12 +54,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn runtime(args: &RuntimeArgs) -> anyhow::Result<Runtime> {
-    Ok(Runtime::new(
-        args.limits(),
-        args.cache_dir(),
-        args.allow_precompiled,
-    )?)
+/// Renders what `args` ask for and reports on stderr what the plugins logged.
+fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<Rendered> {
+    let runtime = args.runtime.runtime()?;
+    let rendered = pipeline::render(&runtime, &args.request())?;
+    report(&rendered, verbose);
+    Ok(rendered)
 }
 
 /// Shows the plugins' log lines and the render's notes on stderr: warnings always, the rest
@@ -46,7 +71,7 @@ fn report(rendered: &Rendered, verbose: bool) {
             let _ = writeln!(
                 stderr,
                 "{}: {} objects ({}; compiled code: {:?})",
-                plugin.label,
+                plugin.source,
                 plugin.objects,
                 plugin.path.display(),
                 plugin.cache
@@ -54,7 +79,11 @@ fn report(rendered: &Rendered, verbose: bool) {
         }
         for line in &plugin.logs {
             if verbose || line.level >= LogLevel::Warn {
-                let _ = writeln!(stderr, "{}: {}: {}", plugin.label, line.level, line.message);
+                let _ = writeln!(
+                    stderr,
+                    "{}: {}: {}",
+                    plugin.source, line.level, line.message
+                );
             }
         }
     }
@@ -68,4 +97,16 @@ fn write_stdout(text: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

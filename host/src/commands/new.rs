@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::k8s::is_dns_label;
+use crate::model::k8s::is_dns_label;
 
 /// (path in the new project, template). `{{...}}` placeholders are filled in by [`fill`].
 const TEMPLATES: &[(&str, &str)] = &[

@@ -4,10 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::RenderArgs;
+use crate::cli::{FormatArg, RenderArgs};
 use crate::output::{self, Format};
-use crate::pipeline;
-use crate::plan::Plan;
 
 /// Render the manifests of the given plugins.
 #[derive(Debug, Args)]
@@ -20,8 +18,8 @@ pub struct RenderCommand {
     pub render: RenderArgs,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Yaml)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Yaml)]
+    pub format: FormatArg,
 
     /// Write one file per plugin (and `mathison-host.yaml` for the host's own objects) into
     /// DIR instead of stdout. Nothing is written unless the whole render succeeds; files an
@@ -32,21 +30,19 @@ pub struct RenderCommand {
 
 impl RenderCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let plan = Plan::from_args(&self.render)?;
-        let runtime = super::runtime(&self.render.runtime)?;
-        let rendered = pipeline::render(&runtime, &plan)?;
-        super::report(&rendered, verbose);
+        let rendered = super::render(&self.render, verbose)?;
+        let format = Format::from(self.format);
         match &self.output_dir {
             Some(dir) => {
-                let files = output::files(&rendered.objects, self.format)?;
+                let files = output::files(&rendered.objects, format)?;
                 let written = output::write_dir(dir, &files).map_err(|error| {
                     // Name the plugin whose file it would have been.
                     let owner = match &error {
                         output::OutputError::NotOurs { file, .. } => rendered
                             .plugins
                             .iter()
-                            .find(|p| output::file_name(&p.name, self.format) == *file)
-                            .map(|p| format!("{} ({})", p.name, p.label)),
+                            .find(|p| output::file_name(&p.name, format) == *file)
+                            .map(|p| format!("{} ({})", p.name, p.source)),
                         _ => None,
                     };
                     match owner {
@@ -64,7 +60,7 @@ impl RenderCommand {
             }
             None => {
                 let objects: Vec<_> = rendered.objects.iter().collect();
-                super::write_stdout(&output::to_string(&objects, self.format)?)?;
+                super::write_stdout(&output::to_string(&objects, format)?)?;
             }
         }
         Ok(())

@@ -3,8 +3,6 @@
 use clap::Args;
 
 use crate::cli::RenderArgs;
-use crate::pipeline;
-use crate::plan::Plan;
 
 /// Check that the plugins render with this configuration, without writing anything.
 #[derive(Debug, Args)]
@@ -15,10 +13,7 @@ pub struct ValidateCommand {
 
 impl ValidateCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let plan = Plan::from_args(&self.render)?;
-        let runtime = super::runtime(&self.render.runtime)?;
-        let rendered = pipeline::render(&runtime, &plan)?;
-        super::report(&rendered, verbose);
+        let rendered = super::render(&self.render, verbose)?;
         let names: Vec<&str> = rendered.plugins.iter().map(|p| p.name.as_str()).collect();
         eprintln!(
             "ok: {} objects from {} plugin(s) ({}) are valid",

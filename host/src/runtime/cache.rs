@@ -33,7 +33,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::Called;
-use crate::contract::PluginInfo;
+use crate::model::contract::PluginInfo;
 
 /// Bumped when the manifest's meaning changes, so older entries are recompiled.
 const MANIFEST_FORMAT: u32 = 2;

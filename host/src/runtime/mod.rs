@@ -33,7 +33,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 
-use crate::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
+use crate::model::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
 use crate::untrusted::{escape, shown};
 pub use cache::CacheOutcome;
 use sandbox::SandboxState;
@@ -767,7 +767,7 @@ fn first_unsatisfied_import(message: &str) -> String {
 /// Conversions between the generated bindings and the host's [`contract`] types.
 mod convert {
     use super::bindings::mathison::plugin::types as wit;
-    use crate::contract;
+    use crate::model::contract;
     use crate::untrusted::escape;
 
     pub fn plugin_info(info: wit::PluginInfo) -> contract::PluginInfo {

@@ -11,7 +11,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::Limits;
 use super::bindings::mathison::plugin::{host, types};
-use crate::contract::LogLine;
+use crate::model::contract::LogLine;
 use crate::untrusted::escape;
 
 /// The instant every plugin sees as "now": 2024-01-01T00:00:00Z. Fixed so that renders are

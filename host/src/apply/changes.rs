@@ -13,9 +13,10 @@ use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::decode::ObjectId;
-use crate::k8s::{self, Scope};
-use crate::merge::Placed;
+use crate::model::k8s::{self, Scope};
+use crate::model::object::ObjectId;
+use crate::model::object::Placed;
+use crate::model::reserved;
 
 /// The field manager of every apply, so the server tracks which fields this tool owns.
 pub const FIELD_MANAGER: &str = "mathison-host";
@@ -44,7 +45,13 @@ pub struct Resource {
 impl Resource {
     /// The resource of a kind the host knows (k8s-openapi's types), without asking a cluster.
     pub fn known(api_version: &str, kind: &str) -> Option<Self> {
-        let namespaced = match k8s::scope_of(api_version, kind) {
+        Self::of_scope(api_version, kind, k8s::scope_of(api_version, kind))
+    }
+
+    /// The resource of an object whose scope decode established; `None` when the host does not
+    /// know it and a cluster's discovery must say.
+    fn of_scope(api_version: &str, kind: &str, scope: Scope) -> Option<Self> {
+        let namespaced = match scope {
             Scope::Unknown => return None,
             scope => scope == Scope::Namespaced,
         };
@@ -151,13 +158,8 @@ pub struct ApplySet {
 }
 
 impl ApplySet {
-    /// The name of the parent Secret of `instance`'s set.
-    pub fn parent_name(instance: &str) -> String {
-        format!("applyset-{instance}")
-    }
-
     pub fn new(namespace: &str, instance: &str) -> Self {
-        let name = Self::parent_name(instance);
+        let name = reserved::applyset_parent_name(instance);
         // kubectl's ApplySet.ID(): base64url(sha256("<name>.<namespace>.<kind>.<group>")),
         // wrapped so the label value starts and ends with a letter.
         let digest = Sha256::digest(format!("{name}.{namespace}.Secret.").as_bytes());
@@ -231,22 +233,18 @@ impl Step {
 
 /// Everything an apply of one render sends, in order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct Changes {
     pub applyset: ApplySet,
     pub steps: Vec<Step>,
 }
 
-impl Plan {
+impl Changes {
     /// `objects` in install order, as `pipeline::render` returns them.
     pub fn new(objects: &[Placed], namespace: &str, instance: &str) -> Self {
         let applyset = ApplySet::new(namespace, instance);
         let steps = objects
             .iter()
             .map(|object| {
-                let api_version = object.body["apiVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
                 let mut body = object.body.clone();
                 if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                     let labels = metadata.entry("labels").or_insert_with(|| json!({}));
@@ -256,8 +254,12 @@ impl Plan {
                 }
                 Step {
                     id: object.id.clone(),
-                    resource: Resource::known(&api_version, &object.id.kind),
-                    api_version,
+                    resource: Resource::of_scope(
+                        &object.api_version,
+                        &object.id.kind,
+                        object.scope,
+                    ),
+                    api_version: object.api_version.clone(),
                     body,
                 }
             })
