@@ -663,10 +663,7 @@ mod tests {
     fn envelope_must_match_body() {
         let mut env = envelope(statefulset("256Mi"));
         env.name = "other".into();
-        let message = decode("p", &env)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let message = decode("p", &env).unwrap_err().to_string();
         assert!(
             message
                 .contains("metadata.name: is \"redis\" in the body but \"other\" in the envelope")

@@ -368,7 +368,7 @@ mod tests {
 
     /// The document as serde_yaml writes it, as the host did before it quoted YAML 1.1 strings.
     fn serde_yaml_alone(body: &Value) -> String {
-        serde_yaml::to_string(&Presented(body, None)).unwrap_or_default()
+        serde_yaml::to_string(&Presented(body, None)).unwrap()
     }
 
     /// The plain scalars of a YAML text, as a YAML 1.2 parser reports them.
@@ -390,7 +390,7 @@ mod tests {
         for &text in YAML11_SPELLINGS {
             assert!(yaml11::reads_as_non_string(text), "{text:?}");
             let body = config_map(Map::from_iter([(text.to_owned(), json!(text))]));
-            let yaml = yaml_document(&body).unwrap_or_default();
+            let yaml = yaml_document(&body).unwrap();
             let quoted = format!("'{text}'");
             assert!(
                 yaml.contains(&format!("  {quoted}: {quoted}\n")),
@@ -422,7 +422,7 @@ mod tests {
             "kind": "ConfigMap",
             "apiVersion": "v1",
         });
-        let yaml = yaml_document(&body).unwrap_or_default();
+        let yaml = yaml_document(&body).unwrap();
         assert_eq!(
             yaml,
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strings\n  labels:\n    'y': 'n'\n\
@@ -438,7 +438,7 @@ mod tests {
             ("mathisonq0x0".to_owned(), json!("off")),
             ("on".to_owned(), json!("mathisonq1x1xx")),
         ]));
-        let yaml = yaml_document(&body).unwrap_or_default();
+        let yaml = yaml_document(&body).unwrap();
         assert!(
             yaml.contains("  mathisonq0x0: 'off'\n  'on': mathisonq1x1xx\n"),
             "{yaml}"
@@ -451,7 +451,7 @@ mod tests {
         // Past 128 bytes libyaml writes a key as `? key`; the token must not hide the length.
         let long = format!("0b{}", "1".repeat(200));
         let body = config_map(Map::from_iter([(long.clone(), json!("v"))]));
-        let yaml = yaml_document(&body).unwrap_or_default();
+        let yaml = yaml_document(&body).unwrap();
         assert!(yaml.contains(&format!("  ? '{long}'\n  : v\n")), "{yaml}");
         assert_eq!(serde_yaml::from_str::<Value>(&yaml).ok(), Some(body));
     }
@@ -514,7 +514,7 @@ mod tests {
             for (key, value) in body["data"].as_object().into_iter().flatten() {
                 let value = value.as_str().unwrap_or_default();
                 if [key.as_str(), value].iter().all(|s| one_line(s) && !yaml11::reads_as_non_string(s)) {
-                    let entry = serde_yaml::to_string(&json!({key: value})).unwrap_or_default();
+                    let entry = serde_yaml::to_string(&json!({key: value})).unwrap();
                     let indented: String = entry.lines().map(|line| format!("  {line}\n")).collect();
                     prop_assert!(yaml.contains(&indented), "{:?} lacks\n{}", yaml, indented);
                 }
@@ -543,7 +543,7 @@ mod tests {
     #[test]
     fn yaml_is_a_multi_document_stream() {
         let objects = [placed("p", "a"), placed("p", "b")];
-        let text = to_string(&objects.iter().collect::<Vec<_>>(), Format::Yaml).unwrap_or_default();
+        let text = to_string(&objects.iter().collect::<Vec<_>>(), Format::Yaml).unwrap();
         assert_eq!(text.matches("---\n").count(), 2);
         let docs: Vec<Value> = text
             .split("---\n")
@@ -556,7 +556,7 @@ mod tests {
     #[test]
     fn json_is_a_v1_list() {
         let objects = [placed("p", "a")];
-        let text = to_string(&objects.iter().collect::<Vec<_>>(), Format::Json).unwrap_or_default();
+        let text = to_string(&objects.iter().collect::<Vec<_>>(), Format::Json).unwrap();
         let list: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"][0], objects[0].body);
@@ -569,7 +569,7 @@ mod tests {
             placed("postgres", "b"),
             placed("redis", "c"),
         ];
-        let files = files(&objects, Format::Yaml).unwrap_or_default();
+        let files = files(&objects, Format::Yaml).unwrap();
         assert_eq!(
             files.keys().collect::<Vec<_>>(),
             ["postgres.yaml", "redis.yaml"]

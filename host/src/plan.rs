@@ -191,10 +191,7 @@ mod tests {
             resolve_plugin("postgres", &search).ok(),
             Some(second.path().join("mathison_plugin_postgres.wasm"))
         );
-        let missing = resolve_plugin("minio", &search)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let missing = resolve_plugin("minio", &search).unwrap_err().to_string();
         assert!(
             missing.contains("minio.wasm or mathison_plugin_minio.wasm"),
             "{missing}"

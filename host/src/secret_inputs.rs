@@ -114,8 +114,11 @@ mod tests {
     #[test]
     fn an_unbound_input_is_refused_with_the_expected_form() {
         let error = SecretInputs::read(&["postgres-password=env:HOME".to_string()])
-            .err()
-            .map(|e| e.to_string());
-        assert!(error.is_some_and(|e| e.contains("names no plugin") && e.contains("PLUGIN.NAME")),);
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("names no plugin") && error.contains("PLUGIN.NAME"),
+            "{error}"
+        );
     }
 }

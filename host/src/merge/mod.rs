@@ -1,27 +1,25 @@
 //! Joins the objects of every plugin into one set.
 //!
 //! Identity is group/kind/namespace/name: two plugins (or one plugin twice) claiming one
-//! identity is an error naming both (or it). Namespaced objects get the render namespace, every object
-//! the recommended labels it lacks, and the connection values of all plugins become the host's
-//! own ConfigMap (and, with user-supplied secrets, Secret) `mathison-connections`.
+//! identity is an error naming both (or it). Namespaced objects get the render namespace, every
+//! object the recommended labels it lacks, and the connection values of all plugins become the
+//! host's own objects (`connections.rs`).
+
+mod connections;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value};
 
-use crate::model::contract::ConnectionValue;
-use crate::model::k8s::{self, Scope, is_label_value};
-use crate::model::object::{Decoded, ObjectId, Placed};
-use crate::model::reserved::{CONNECTIONS_NAME, HOST_ORIGIN};
-use crate::secret_inputs::SecretInputs;
-use crate::untrusted::Escaped;
+pub use connections::ConnectionError;
+use connections::Connections;
 
-/// The placeholder a secret connection value carries for the user's secret.
-pub const SECRET_PLACEHOLDER: &str = "{secret}";
+use crate::model::contract::ConnectionValue;
+use crate::model::k8s::{Scope, is_label_value};
+use crate::model::object::{Decoded, ObjectId, Placed};
+use crate::model::reserved::HOST_ORIGIN;
+use crate::secret_inputs::SecretInputs;
 
 /// A plugin's contribution to the render.
 #[derive(Debug, Clone)]
@@ -64,35 +62,8 @@ pub enum MergeError {
     },
     #[error("{plugin}: {id} is returned twice; a plugin must return each object once")]
     Duplicate { id: Box<ObjectId>, plugin: String },
-    #[error("connection value {key} is set by both {first} and {second}")]
-    ConnectionConflict {
-        key: String,
-        first: String,
-        second: String,
-    },
-    #[error(
-        "{plugin}: connection value {:?} is not a valid key; expected at most {} upper-case \
-         letters, digits and '_', not starting with a digit",
-        Escaped(key),
-        k8s::MAX_DATA_KEY_LEN
-    )]
-    InvalidConnectionKey { plugin: String, key: String },
-    #[error(
-        "{plugin}: connection value {key} names secret input {:?} but its value has no \
-         `{SECRET_PLACEHOLDER}` placeholder for it",
-        Escaped(input)
-    )]
-    MissingPlaceholder {
-        plugin: String,
-        key: String,
-        input: String,
-    },
-    #[error(
-        "the {kind} {CONNECTIONS_NAME} would hold {size} bytes of connection values; the API \
-         server accepts at most {} (1 MiB)",
-        k8s::MAX_DATA_BYTES
-    )]
-    ConnectionsTooLarge { kind: &'static str, size: usize },
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
 }
 
 /// A plugin as errors name it: its own name and the file it came from, since a plugin chooses
@@ -233,151 +204,11 @@ fn add_missing_labels(metadata: &mut Map<String, Value>, labels: &BTreeMap<Strin
     }
 }
 
-/// Connection values gathered from all plugins, by key.
-#[derive(Debug, Default)]
-struct Connections {
-    plain: BTreeMap<String, String>,
-    secret: BTreeMap<String, String>,
-    owners: HashMap<String, String>,
-}
-
-impl Connections {
-    fn add(
-        &mut self,
-        plugin: PluginRef<'_>,
-        value: &ConnectionValue,
-        settings: &MergeSettings,
-        notes: &mut Vec<String>,
-    ) -> Result<(), MergeError> {
-        if !is_env_key(&value.key) {
-            return Err(MergeError::InvalidConnectionKey {
-                plugin: plugin.to_string(),
-                key: value.key.clone(),
-            });
-        }
-        if let Some(first) = self.owners.insert(value.key.clone(), plugin.to_string()) {
-            return Err(MergeError::ConnectionConflict {
-                key: value.key.clone(),
-                first,
-                second: plugin.to_string(),
-            });
-        }
-        let Some(input) = &value.secret_input else {
-            self.plain.insert(value.key.clone(), value.value.clone());
-            return Ok(());
-        };
-        if !value.value.contains(SECRET_PLACEHOLDER) {
-            return Err(MergeError::MissingPlaceholder {
-                plugin: plugin.to_string(),
-                key: value.key.clone(),
-                input: input.clone(),
-            });
-        }
-        // Only the input bound to this plugin: another plugin asking for the same name gets
-        // nothing.
-        match settings.secret_inputs.get(plugin.name, input) {
-            Some(secret) => {
-                let filled = value.value.replace(SECRET_PLACEHOLDER, &url_encode(secret));
-                self.secret.insert(value.key.clone(), filled);
-            }
-            None => notes.push(format!(
-                "{plugin}: {key} is not rendered: it needs the secret input {shown:?}; pass \
-                 --secret-input {name}.{shown}=file:PATH (or =env:VAR) to render it into the \
-                 Secret {CONNECTIONS_NAME}",
-                key = value.key,
-                name = plugin.name,
-                shown = Escaped(input),
-            )),
-        }
-        Ok(())
-    }
-
-    fn into_objects(self, settings: &MergeSettings) -> Result<Vec<Placed>, MergeError> {
-        for (kind, values) in [("ConfigMap", &self.plain), ("Secret", &self.secret)] {
-            let size: usize = values.iter().map(|(k, v)| k.len() + v.len()).sum();
-            if size > k8s::MAX_DATA_BYTES {
-                return Err(MergeError::ConnectionsTooLarge { kind, size });
-            }
-        }
-        let labels = recommended_labels(HOST_ORIGIN, env!("CARGO_PKG_VERSION"), &settings.instance);
-        let metadata = || ObjectMeta {
-            name: Some(CONNECTIONS_NAME.to_string()),
-            namespace: Some(settings.namespace.clone()),
-            labels: Some(labels.clone()),
-            ..ObjectMeta::default()
-        };
-        let mut objects = Vec::new();
-        if !self.plain.is_empty() {
-            let config_map = ConfigMap {
-                metadata: metadata(),
-                data: Some(self.plain),
-                ..ConfigMap::default()
-            };
-            objects.push(host_object::<ConfigMap>(&config_map, settings));
-        }
-        if !self.secret.is_empty() {
-            let secret = Secret {
-                metadata: metadata(),
-                type_: Some("Opaque".to_string()),
-                data: Some(
-                    self.secret
-                        .into_iter()
-                        .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                        .collect(),
-                ),
-                ..Secret::default()
-            };
-            objects.push(host_object::<Secret>(&secret, settings));
-        }
-        Ok(objects)
-    }
-}
-
-fn host_object<K: k8s_openapi::Resource + serde::Serialize>(
-    object: &K,
-    settings: &MergeSettings,
-) -> Placed {
-    Placed {
-        origin: HOST_ORIGIN.to_string(),
-        id: ObjectId {
-            group: k8s::group_of(K::API_VERSION).to_string(),
-            kind: K::KIND.to_string(),
-            namespace: Some(settings.namespace.clone()),
-            name: CONNECTIONS_NAME.to_string(),
-        },
-        api_version: K::API_VERSION.to_string(),
-        scope: Scope::Namespaced,
-        // Serialising k8s-openapi types to JSON cannot fail (no maps with non-string keys).
-        body: serde_json::to_value(object).unwrap_or(Value::Null),
-    }
-}
-
-fn is_env_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= k8s::MAX_DATA_KEY_LEN
-        && !key.starts_with(|c: char| c.is_ascii_digit())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, so a password is safe in
-/// any part of a URL.
-pub fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::k8s;
+    use crate::model::reserved::CONNECTIONS_NAME;
     use serde_json::json;
 
     pub(super) fn object(kind: &str, name: &str) -> Decoded {
@@ -447,9 +278,8 @@ mod tests {
             ],
             &settings(),
         )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        .unwrap_err()
+        .to_string();
         assert!(
             error.starts_with(
                 "Service/db is rendered by both postgres (postgres.wasm) and pgbouncer (pgbouncer.wasm)"
@@ -468,9 +298,8 @@ mod tests {
             )],
             &settings(),
         )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             error,
             "p (p.wasm): Service/a is returned twice; a plugin must return each object once"
@@ -496,8 +325,7 @@ mod tests {
             value("REDIS_URL", "redis://redis:6379", None),
             value("DATABASE_URL", "postgresql://u:{secret}@db/x", Some("pw")),
         ];
-        let without =
-            merge(vec![plugin("p", vec![], values.clone())], &settings()).unwrap_or_default();
+        let without = merge(vec![plugin("p", vec![], values.clone())], &settings()).unwrap();
         assert_eq!(without.objects.len(), 1);
         assert_eq!(
             without.objects[0].body["data"]["REDIS_URL"],
@@ -514,7 +342,7 @@ mod tests {
             vec![plugin("p", vec![], values), plugin("thief", vec![], thief)],
             &with,
         )
-        .unwrap_or_default();
+        .unwrap();
         assert!(
             !merged
                 .objects
@@ -545,7 +373,12 @@ mod tests {
             vec![plugin("p", vec![], vec![value("redis-url", "x", None)])],
             &settings(),
         );
-        assert!(matches!(bad, Err(MergeError::InvalidConnectionKey { .. })));
+        assert!(matches!(
+            bad,
+            Err(MergeError::Connection(
+                ConnectionError::InvalidConnectionKey { .. }
+            ))
+        ));
         let long = merge(
             vec![plugin(
                 "p",
@@ -554,7 +387,12 @@ mod tests {
             )],
             &settings(),
         );
-        assert!(matches!(long, Err(MergeError::InvalidConnectionKey { .. })));
+        assert!(matches!(
+            long,
+            Err(MergeError::Connection(
+                ConnectionError::InvalidConnectionKey { .. }
+            ))
+        ));
         let huge = merge(
             vec![plugin(
                 "p",
@@ -563,7 +401,12 @@ mod tests {
             )],
             &settings(),
         );
-        assert!(matches!(huge, Err(MergeError::ConnectionsTooLarge { .. })));
+        assert!(matches!(
+            huge,
+            Err(MergeError::Connection(
+                ConnectionError::ConnectionsTooLarge { .. }
+            ))
+        ));
         let twice = merge(
             vec![
                 plugin("a", vec![], vec![value("X", "1", None)]),
@@ -571,18 +414,19 @@ mod tests {
             ],
             &settings(),
         );
-        assert!(matches!(twice, Err(MergeError::ConnectionConflict { .. })));
-    }
-
-    #[test]
-    fn url_encoding_keeps_only_unreserved_characters() {
-        assert_eq!(url_encode("aZ9-._~ @:/%"), "aZ9-._~%20%40%3A%2F%25");
+        assert!(matches!(
+            twice,
+            Err(MergeError::Connection(
+                ConnectionError::ConnectionConflict { .. }
+            ))
+        ));
     }
 }
 
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::model::reserved::CONNECTIONS_NAME;
     use proptest::prelude::*;
 
     const KINDS: &[&str] = &["ConfigMap", "Secret", "Service", "StatefulSet"];
