@@ -1,11 +1,12 @@
 //! Turns what a plugin returned into checked Kubernetes objects.
 //!
-//! Every known kind is decoded into its k8s-openapi type and serialised back; that round trip
-//! is the canonical form written out, so output never depends on how a plugin formatted its
-//! JSON. k8s-openapi ignores unknown fields, so any field of the plugin's JSON that the round
-//! trip lost is reported as unknown. Quantities and names, which k8s-openapi keeps as plain
-//! strings, are checked here too. Other kinds (custom resources) pass through with their
-//! apiVersion, kind and metadata checked.
+//! The kinds backing services use (`TYPED_KINDS`) are decoded into their k8s-openapi types and
+//! serialised back; that round trip is the canonical form written out, so output never depends
+//! on how a plugin formatted its JSON. k8s-openapi ignores unknown fields, so any field of the
+//! plugin's JSON that the round trip lost is reported as unknown. Quantities and names, which
+//! k8s-openapi keeps as plain strings, are checked here too. Every other kind (the other
+//! built-in kinds and custom resources) passes through with its apiVersion, kind and metadata
+//! checked; its scope still comes from the table of every built-in kind in `model::k8s`.
 
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};

@@ -1,18 +1,20 @@
 //! `mathison-host` renders the Kubernetes manifests of Mathison's backing services from
 //! WebAssembly component plugins.
 //!
-//! Data flows one way, one module per stage:
+//! Data flows one way, one module per stage, strung together only by [`pipeline::render`]:
 //!
 //! ```text
 //! plan → runtime → decode → policy → merge → order → output
 //! ```
 //!
-//! [`plan`] resolves plugin files and the user's configuration; [`runtime`] (the only module
-//! that touches wasmtime) runs each plugin in a sandbox; [`decode`] turns what a plugin returned
-//! into typed Kubernetes objects; [`policy`] refuses what the plugin may not emit; [`merge`]
-//! joins all plugins' objects into one set; [`order`] sorts it for installation; [`output`]
-//! writes it. [`pipeline`] strings the stages together for the commands in [`commands`];
-//! [`apply`] takes the result to a cluster.
+//! [`plan`] resolves plugin files and the user's configuration ([`values`], [`secret_inputs`]);
+//! [`runtime`] (the only module that touches wasmtime) runs each plugin in a sandbox; [`schema`]
+//! checks its configuration; [`decode`] turns what it returned into typed Kubernetes objects;
+//! [`policy`] refuses what it may not emit; [`merge`] joins all plugins' objects into one set;
+//! [`order`] sorts it for installation; [`output`] writes it, or [`apply`] takes it to a
+//! cluster. Every stage shares [`model`] (the contract's types, objects and the Kubernetes
+//! vocabulary) and [`untrusted`] (how plugin text is shown), which depend on no stage. The
+//! command line ([`cli`], [`commands`]) sits on top: no stage knows it.
 
 pub mod apply;
 pub mod cli;
@@ -30,4 +32,3 @@ pub mod schema;
 pub mod secret_inputs;
 pub mod untrusted;
 pub mod values;
-pub mod yaml11;

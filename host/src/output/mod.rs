@@ -1,6 +1,8 @@
 //! Writes the ordered objects: one multi-document YAML stream or a `v1` `List`, to stdout or
 //! as one file per plugin in a folder.
 
+mod yaml11;
+
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +15,6 @@ use serde_json::{Value, json};
 
 use crate::model::object::Placed;
 use crate::untrusted;
-use crate::yaml11;
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
