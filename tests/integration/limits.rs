@@ -215,8 +215,53 @@ fn another_wit_version_is_refused_saying_what_was_expected_and_found() {
     plugin_refused(
         WIT_NEXT,
         &[],
-        "targets `mathison:plugin/types@0.2.0`, but this host serves `mathison:plugin@0.1.0`",
+        "targets `mathison:plugin/types@0.2.0`, but this host serves `mathison:plugin@0.1.0` and \
+         runs plugins built against 0.1.0;",
     );
+}
+
+/// The wit-next fixture as if built against `mathison:plugin@{version}`: its imports of the
+/// contract renamed, in a file of `host`'s. The names keep their length, so the component stays
+/// valid; the fixture's WIT is otherwise the served one.
+fn wit_next_built_for(host: &Host, version: &str) -> String {
+    assert_eq!(version.len(), "0.2.0".len(), "a same-length version");
+    let mut bytes = fs::read(WIT_NEXT).expect("read the wit-next fixture");
+    for interface in ["types", "host"] {
+        let from = format!("mathison:plugin/{interface}@0.2.0");
+        let to = format!("mathison:plugin/{interface}@{version}");
+        let mut replaced = 0;
+        while let Some(at) = bytes
+            .windows(from.len())
+            .position(|window| window == from.as_bytes())
+        {
+            bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+            replaced += 1;
+        }
+        assert!(replaced > 0, "the fixture imports {from}");
+    }
+    let path = host.path(&format!("wit-{version}.wasm"));
+    fs::write(&path, bytes).expect("write the renamed fixture");
+    path.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn a_plugin_built_against_a_served_version_loads() {
+    let host = Host::new();
+    let plugin = wit_next_built_for(&host, "0.1.0");
+    host.run(&["render", "-p", &plugin]).success();
+}
+
+#[test]
+fn a_later_or_incompatible_version_is_refused_naming_both() {
+    let host = Host::new();
+    // 0.1.1 is of the served series but later: it may import what this host lacks.
+    for version in ["0.1.1", "0.0.9", "1.1.0"] {
+        let plugin = wit_next_built_for(&host, version);
+        host.run(&["render", "-p", &plugin]).failure(&format!(
+            "wit-{version}.wasm targets `mathison:plugin/types@{version}`, but this host serves \
+             `mathison:plugin@0.1.0` and runs plugins built against 0.1.0;"
+        ));
+    }
 }
 
 /// What the `escape` behaviour saw, from its ConfigMap in a fresh render.

@@ -5,7 +5,7 @@
 //! engine setting that affects code):
 //!
 //! - `<stem>.cwasm`: wasmtime's artifact, exactly. Loading maps it from disk
-//!   (`Component::deserialize_file`) rather than reading and copying ~2 MB per plugin: on a warm
+//!   (`Component::deserialize_file`) rather than reading and copying ~3 MB per plugin: on a warm
 //!   render, page faults on those copies were most of the time.
 //! - `<stem>.cwasm.json`: the manifest: which plugin and engine the artifact is for, its length
 //!   and checksum, checked before the mapped code is trusted, and the plugin's `info` once a
@@ -38,7 +38,7 @@ use crate::model::contract::PluginInfo;
 /// Bumped when the manifest's meaning changes, so older entries are recompiled.
 const MANIFEST_FORMAT: u32 = 2;
 
-/// Where a plugin's compiled code came from (shown by `inspect` and `-v`).
+/// Where a plugin's compiled code came from (shown with `-v` by the commands that render).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
     Disabled,

@@ -18,25 +18,37 @@
 //! The clock's subscriptions are replaced all the same (`sandbox.rs`), for another reason: they
 //! wait in real time, so a plugin could observe elapsed time through their readiness. Under the
 //! frozen clock a sleep never ends, and the watchdog is what stops it.
+//!
+//! This file runs calls: the engine, the watchdog and the limits. Beside it: `load.rs` (from a
+//! file to a linked plugin: size, header and world checks), `cache.rs` (compiled code on
+//! disk), `sandbox.rs` (what a store holds and grants), `convert.rs` (bindings to and from
+//! [`contract`] types) and `bindings.rs` (the one `bindgen!`).
 
 mod bindings;
 mod cache;
+mod convert;
+mod load;
 mod sandbox;
+#[cfg(test)]
+mod tests;
 
-use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 
 use crate::model::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
 use crate::untrusted::{escape, shown};
 pub use cache::CacheOutcome;
+pub use load::{LoadError, PrecompileError};
 use sandbox::SandboxState;
+
+/// A wasmtime error kept as the source of one of ours. wasmtime's own error type does not
+/// implement `std::error::Error`; boxed, it does, and keeps its chain of causes.
+type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// How often the epoch ticks; the time limit is rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -53,7 +65,8 @@ const CALL_THREAD_STACK: usize = MAX_WASM_STACK + (4 << 20);
 pub struct Limits {
     /// Wall time of one call (`info` or `render`), instantiation included.
     pub timeout: Duration,
-    /// Linear memory of the plugin, all memories together.
+    /// The size each linear memory of the plugin may reach (wasmtime's limit is per memory; a
+    /// plugin built for wasm32-wasip2 has one).
     pub memory_bytes: usize,
     /// Bytes a call may return (object bodies, strings) and log.
     pub output_bytes: usize,
@@ -70,69 +83,6 @@ impl Default for Limits {
             max_plugin_bytes: 64 << 20,
         }
     }
-}
-
-/// Why a plugin file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} is {size} bytes, more than the {limit}-byte limit for a plugin (--max-plugin-size)"
-    )]
-    TooLarge {
-        path: PathBuf,
-        size: u64,
-        limit: u64,
-    },
-    #[error(
-        "{path} is not a WebAssembly component: {found}; expected a component targeting world \
-         `{}/plugin@{}` (build with `cargo build --target wasm32-wasip2`)",
-        contract::WIT_PACKAGE,
-        contract::WIT_VERSION
-    )]
-    NotAComponent { path: PathBuf, found: String },
-    #[error("{path} is not a valid component: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error(
-        "{path} targets `{found}`, but this host serves `{}@{}`; rebuild the plugin against \
-         that WIT version",
-        contract::WIT_PACKAGE,
-        contract::WIT_VERSION
-    )]
-    WrongWitVersion { path: PathBuf, found: String },
-    #[error(
-        "{path} is not a mathison plugin: it {found}; expected the exports `info` and `render` \
-         of world `{}/plugin@{}`",
-        contract::WIT_PACKAGE,
-        contract::WIT_VERSION
-    )]
-    WrongWorld { path: PathBuf, found: String },
-    #[error("{path} imports `{import}`, which the sandbox does not provide ({message})")]
-    UnsupportedImport {
-        path: PathBuf,
-        import: String,
-        message: String,
-    },
-}
-
-/// Why a plugin could not be precompiled.
-#[derive(Debug, thiserror::Error)]
-pub enum PrecompileError {
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    #[error("{}: {error}", path.display())]
-    Call { path: PathBuf, error: CallError },
-    #[error("cannot write {}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// Why a call into a plugin failed.
@@ -162,6 +112,8 @@ pub enum CallError {
     )]
     LogTooLarge { call: &'static str, limit: usize },
 
+    /// `message` is wasmtime's error as text, not a `source`: it holds the plugin's own words,
+    /// escaped here like all its text, and callers show a call's error on their own line.
     #[error("{call} trapped: {message}{}{}", stderr_suffix(.stderr), logs_suffix(.logs))]
     Trap {
         call: &'static str,
@@ -280,8 +232,21 @@ impl std::fmt::Debug for Runtime {
 
 /// Why the runtime itself could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start the WebAssembly runtime: {0}")]
-pub struct RuntimeError(String);
+#[error("cannot start the WebAssembly runtime: cannot {step}")]
+pub struct RuntimeError {
+    step: &'static str,
+    #[source]
+    source: BoxedError,
+}
+
+impl RuntimeError {
+    fn at(step: &'static str) -> impl FnOnce(wasmtime::Error) -> Self {
+        move |error| Self {
+            step,
+            source: error.into(),
+        }
+    }
+}
 
 impl Runtime {
     /// Creates the runtime. `cache_dir` of `None` disables the compiled-artifact cache;
@@ -304,15 +269,15 @@ impl Runtime {
         // within noise, and 1000 objects ~25% slower (BENCHMARKS.md). Elsewhere, Cranelift.
         #[cfg(target_arch = "x86_64")]
         config.strategy(wasmtime::Strategy::Winch);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError(format!("{e:#}")))?;
+        let engine = Engine::new(&config).map_err(RuntimeError::at("create the engine"))?;
         start_epoch_ticker(&engine)?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| sandbox::freeze_clock_subscriptions(&mut linker))
-            .map_err(|e| RuntimeError(format!("{e:#}")))?;
+            .map_err(RuntimeError::at("link WASI"))?;
         bindings::mathison::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError(format!("{e:#}")))?;
+            .map_err(RuntimeError::at("link the host interface"))?;
 
         Ok(Self {
             engine_key: cache::engine_key(&engine),
@@ -326,136 +291,6 @@ impl Runtime {
 
     pub fn limits(&self) -> Limits {
         self.limits
-    }
-
-    /// Reads and checks the plugin at `path`, and loads its compiled code: from the cache, from
-    /// a precompiled artifact beside it (with `--allow-precompiled`), or by compiling it.
-    pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let (bytes, identity) = self.read(path)?;
-        let cache_entry = self
-            .cache_dir
-            .as_deref()
-            .map(|dir| cache::Entry::in_cache(dir, &identity));
-
-        let found = cache_entry
-            .as_ref()
-            .and_then(|entry| entry.load(&self.engine, &identity))
-            .map(|found| (found, CacheOutcome::Hit))
-            .or_else(|| {
-                self.allow_precompiled
-                    .then(|| cache::Entry::beside(path).load(&self.engine, &identity))
-                    .flatten()
-                    .map(|found| (found, CacheOutcome::Precompiled))
-            });
-        let (component, outcome, cached_info) = match found {
-            Some((found, outcome)) => (found.component, outcome, found.info),
-            None => match &cache_entry {
-                None => {
-                    let component = Component::new(&self.engine, &bytes).map_err(invalid(path))?;
-                    (component, CacheOutcome::Disabled, None)
-                }
-                Some(entry) => {
-                    let existed = entry.exists();
-                    let (artifact, component) = self.compile(path, &bytes)?;
-                    let outcome = match (entry.store(&identity, &artifact, None).is_ok(), existed) {
-                        (false, _) => CacheOutcome::StoreFailed,
-                        (true, true) => CacheOutcome::Replaced,
-                        (true, false) => CacheOutcome::Miss,
-                    };
-                    (component, outcome, None)
-                }
-            },
-        };
-        let holds_code = matches!(
-            outcome,
-            CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
-        );
-        let pre = self.prepare(path, &component)?;
-        Ok(LoadedPlugin {
-            path: path.to_owned(),
-            size: bytes.len() as u64,
-            cache: outcome,
-            cache_entry: cache_entry.filter(|_| holds_code),
-            cached_info,
-            pre,
-        })
-    }
-
-    /// Reads and checks a plugin file, and names what its compiled code would be for.
-    fn read(&self, path: &Path) -> Result<(Vec<u8>, cache::Identity), LoadError> {
-        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
-        check_component_header(path, &bytes)?;
-        let identity = cache::Identity {
-            plugin: blake3::hash(&bytes),
-            engine: self.engine_key,
-        };
-        Ok((bytes, identity))
-    }
-
-    /// Compiles a plugin into an artifact to store, and the component loaded from it.
-    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, Component), LoadError> {
-        let artifact = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(invalid(path))?;
-        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid(path))?;
-        Ok((artifact, component))
-    }
-
-    /// Checks a compiled plugin against the world and links it.
-    fn prepare(
-        &self,
-        path: &Path,
-        component: &Component,
-    ) -> Result<bindings::PluginPre<SandboxState>, LoadError> {
-        check_world(path, component, &self.engine)?;
-        let instance_pre =
-            self.linker
-                .instantiate_pre(component)
-                .map_err(|e| LoadError::UnsupportedImport {
-                    path: path.to_owned(),
-                    import: first_unsatisfied_import(&e.to_string()),
-                    message: format!("{e:#}"),
-                })?;
-        bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
-            path: path.to_owned(),
-            found: format!("does not match the world ({e:#})"),
-        })
-    }
-
-    /// Compiles the plugin at `path` and writes the artifact, with the plugin's `info`, beside
-    /// it (`postgres.wasm` → `postgres.cwasm` and `postgres.cwasm.json`), for renders with
-    /// `--allow-precompiled` to load instead of compiling. Returns the artifact's path.
-    pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
-        let (bytes, identity) = self.read(path)?;
-        let (artifact, component) = self.compile(path, &bytes)?;
-        let plugin = LoadedPlugin {
-            path: path.to_owned(),
-            size: bytes.len() as u64,
-            cache: CacheOutcome::Disabled,
-            cache_entry: None,
-            cached_info: None,
-            pre: self.prepare(path, &component)?,
-        };
-        let info = self.info(&plugin).map_err(|error| PrecompileError::Call {
-            path: path.to_owned(),
-            error,
-        })?;
-        let entry = cache::Entry::beside(path);
-        let permissions = fs::metadata(path)
-            .map_err(|source| LoadError::Read {
-                path: path.to_owned(),
-                source,
-            })?
-            .permissions();
-        entry
-            .store(&identity, &artifact, Some(&info))
-            .and_then(|()| entry.set_permissions(&permissions))
-            .map_err(|source| PrecompileError::Write {
-                path: entry.artifact_path().to_owned(),
-                source,
-            })?;
-        Ok(entry.artifact_path().to_owned())
     }
 
     /// The plugin's `info`: from the cache when an earlier call stored it, else by calling the
@@ -529,8 +364,7 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs `f` on a fresh instance of the plugin, on a thread of its own (see the module
-    /// docs), and waits for it at most the time limit plus [`WATCHDOG_GRACE`].
+    /// Runs `f` on a fresh instance of the plugin, under [`run`](Self::run).
     fn call<T: Send + 'static>(
         &self,
         plugin: &LoadedPlugin,
@@ -539,8 +373,21 @@ impl Runtime {
         + Send
         + 'static,
     ) -> Result<Called<T>, CallError> {
-        let engine = self.engine.clone();
         let pre = plugin.pre.clone();
+        self.run(call, move |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            f(&instance, store)
+        })
+    }
+
+    /// Runs `f` in a fresh sandbox under the limits, on a thread of its own (see the module
+    /// docs), and waits for it at most the time limit plus [`WATCHDOG_GRACE`].
+    fn run<T: Send + 'static>(
+        &self,
+        call: &'static str,
+        f: impl FnOnce(&mut Store<SandboxState>) -> wasmtime::Result<T> + Send + 'static,
+    ) -> Result<Called<T>, CallError> {
+        let engine = self.engine.clone();
         let limits = self.limits;
         // Capacity 1: the thread's only send never blocks, even when nobody waits any more.
         let (sender, receiver) = mpsc::sync_channel(1);
@@ -549,7 +396,7 @@ impl Runtime {
             .stack_size(CALL_THREAD_STACK)
             .spawn(move || {
                 // An abandoned call finds the receiver gone; there is no one left to tell.
-                let _ = sender.send(sandboxed_call(&engine, &pre, &limits, call, f));
+                let _ = sender.send(sandboxed(&engine, &limits, call, f));
             })
             .map_err(|source| CallError::Thread { call, source })?;
         match receiver.recv_timeout(limits.timeout.saturating_add(WATCHDOG_GRACE)) {
@@ -568,13 +415,12 @@ impl Runtime {
     }
 }
 
-/// Instantiates the plugin in a fresh sandbox and runs `f` under the limits.
-fn sandboxed_call<T>(
+/// Runs `f` in a fresh store: the sandbox's state, its memory limiter and the epoch deadline.
+fn sandboxed<T>(
     engine: &Engine,
-    pre: &bindings::PluginPre<SandboxState>,
     limits: &Limits,
     call: &'static str,
-    f: impl FnOnce(&bindings::Plugin, &mut Store<SandboxState>) -> wasmtime::Result<T>,
+    f: impl FnOnce(&mut Store<SandboxState>) -> wasmtime::Result<T>,
 ) -> Result<Called<T>, CallError> {
     let mut store = Store::new(engine, SandboxState::new(limits));
     store.limiter(|state| &mut state.limits);
@@ -582,9 +428,7 @@ fn sandboxed_call<T>(
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
 
-    let result = pre
-        .instantiate(&mut store)
-        .and_then(|instance| f(&instance, &mut store));
+    let result = f(&mut store);
     let state = store.into_data();
     match result {
         Ok(value) => Ok(Called {
@@ -627,7 +471,8 @@ fn classify(
     }
 }
 
-/// The first line of a trap and its cause chain, without the wasm backtrace noise.
+/// The messages along a trap's chain of causes, without the wasm backtrace wasmtime adds as
+/// context (frames, with the plugin's function names, mean nothing to the user).
 fn trap_message(error: &wasmtime::Error) -> String {
     let messages: Vec<String> = error
         .chain()
@@ -655,235 +500,8 @@ fn start_epoch_ticker(engine: &Engine) -> Result<(), RuntimeError> {
             }
         })
         .map(drop)
-        .map_err(|e| RuntimeError(format!("cannot start the timer thread: {e}")))
-}
-
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
-    let read_error = |source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > limit {
-        return Err(LoadError::TooLarge {
-            path: path.to_owned(),
-            size,
-            limit,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    // `take` guards against a file that grows while we read it.
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(LoadError::TooLarge {
-            path: path.to_owned(),
-            size: bytes.len() as u64,
-            limit,
-        });
-    }
-    Ok(bytes)
-}
-
-/// Turns wasmtime's refusal of the plugin at `path` into a load error.
-fn invalid(path: &Path) -> impl Fn(wasmtime::Error) -> LoadError + '_ {
-    move |e| LoadError::Invalid {
-        path: path.to_owned(),
-        message: format!("{e:#}"),
-    }
-}
-
-/// Tells a component from a core module or other bytes, from the 8-byte preamble.
-fn check_component_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    const MAGIC: &[u8; 4] = b"\0asm";
-    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
-    const COMPONENT_LAYER: [u8; 2] = [1, 0];
-    let found = if bytes.is_empty() {
-        "the file is empty".to_string()
-    } else if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        "it does not start with the WebAssembly magic bytes".to_string()
-    } else if bytes[4..8] == CORE_MODULE {
-        "it is a core WebAssembly module (wrap it with `wasm-tools component new`, or build \
-         for wasm32-wasip2)"
-            .to_string()
-    } else if bytes[6..8] == COMPONENT_LAYER {
-        return Ok(());
-    } else {
-        format!("unknown WebAssembly version/layer {:02x?}", &bytes[4..8])
-    };
-    Err(LoadError::NotAComponent {
-        path: path.to_owned(),
-        found,
-    })
-}
-
-/// Checks the component's imports and exports against the world, for a clear error before
-/// linking says something obscure.
-fn check_world(path: &Path, component: &Component, engine: &Engine) -> Result<(), LoadError> {
-    let ty = component.component_type();
-    let prefix = format!("{}/", contract::WIT_PACKAGE);
-    let served = format!("@{}", contract::WIT_VERSION);
-    for (name, _) in ty.imports(engine) {
-        if let Some(rest) = name.strip_prefix(&prefix)
-            && !rest.ends_with(&served)
-        {
-            return Err(LoadError::WrongWitVersion {
-                path: path.to_owned(),
-                found: name.to_string(),
-            });
-        }
-    }
-    let exports: Vec<String> = ty
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    if !["info", "render"]
-        .iter()
-        .all(|wanted| exports.iter().any(|e| e == wanted))
-    {
-        let found = if exports.is_empty() {
-            "exports nothing".to_string()
-        } else {
-            format!("exports {}", exports.join(", "))
-        };
-        return Err(LoadError::WrongWorld {
-            path: path.to_owned(),
-            found,
-        });
-    }
-    Ok(())
-}
-
-/// Pulls the import name out of wasmtime's "component imports instance `x`, but ..." message.
-fn first_unsatisfied_import(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map_or_else(|| "an import".to_string(), str::to_string)
-}
-
-/// Conversions between the generated bindings and the host's [`contract`] types.
-mod convert {
-    use super::bindings::mathison::plugin::types as wit;
-    use crate::model::contract;
-    use crate::untrusted::escape;
-
-    pub fn plugin_info(info: wit::PluginInfo) -> contract::PluginInfo {
-        contract::PluginInfo {
-            name: info.name,
-            version: info.version,
-            description: info.description,
-            config_schema: info.config_schema,
-            default_config: info.default_config,
-            kinds: info
-                .kinds
-                .into_iter()
-                .map(|k| contract::KindRef {
-                    api_version: k.api_version,
-                    kind: k.kind,
-                })
-                .collect(),
-        }
-    }
-
-    pub fn plugin_info_size(info: &contract::PluginInfo) -> usize {
-        info.name.len()
-            + info.version.len()
-            + info.description.len()
-            + info.config_schema.len()
-            + info.default_config.len()
-            + info
-                .kinds
-                .iter()
-                .map(|k| k.api_version.len() + k.kind.len() + super::ELEMENT_COST)
-                .sum::<usize>()
-    }
-
-    pub fn render_context(context: &contract::RenderContext) -> wit::RenderContext {
-        wit::RenderContext {
-            namespace: context.namespace.clone(),
-            instance: context.instance.clone(),
-            host_version: context.host_version.clone(),
-        }
-    }
-
-    pub fn render_output(output: wit::RenderOutput) -> contract::RenderOutput {
-        contract::RenderOutput {
-            objects: output
-                .objects
-                .into_iter()
-                .map(|o| contract::Envelope {
-                    api_version: o.api_version,
-                    kind: o.kind,
-                    name: o.name,
-                    namespace: o.namespace,
-                    body: o.body,
-                })
-                .collect(),
-            connection_values: output
-                .connection_values
-                .into_iter()
-                .map(|c| contract::ConnectionValue {
-                    key: c.key,
-                    value: c.value,
-                    secret_input: c.secret_input,
-                })
-                .collect(),
-        }
-    }
-
-    pub fn render_output_size(output: &contract::RenderOutput) -> usize {
-        let objects: usize = output
-            .objects
-            .iter()
-            .map(|o| {
-                o.api_version.len()
-                    + o.kind.len()
-                    + o.name.len()
-                    + o.namespace.as_ref().map_or(0, String::len)
-                    + o.body.len()
-                    + super::OBJECT_COST
-            })
-            .sum();
-        let values: usize = output
-            .connection_values
-            .iter()
-            .map(|c| {
-                c.key.len()
-                    + c.value.len()
-                    + c.secret_input.as_ref().map_or(0, String::len)
-                    + super::ELEMENT_COST
-            })
-            .sum();
-        objects + values
-    }
-
-    pub fn render_error(error: wit::RenderError) -> contract::RenderError {
-        match error {
-            wit::RenderError::InvalidConfig(fields) => contract::RenderError::InvalidConfig(
-                fields
-                    .into_iter()
-                    // Only ever shown: escaped where it enters the host.
-                    .map(|f| contract::FieldError {
-                        path: escape(&f.path).into_owned(),
-                        message: escape(&f.message).into_owned(),
-                    })
-                    .collect(),
-            ),
-            wit::RenderError::Internal(message) => {
-                contract::RenderError::Internal(escape(&message).into_owned())
-            }
-        }
-    }
-
-    pub fn log_level(level: wit::LogLevel) -> contract::LogLevel {
-        match level {
-            wit::LogLevel::Debug => contract::LogLevel::Debug,
-            wit::LogLevel::Info => contract::LogLevel::Info,
-            wit::LogLevel::Warn => contract::LogLevel::Warn,
-            wit::LogLevel::Error => contract::LogLevel::Error,
-        }
-    }
+        .map_err(|error| RuntimeError {
+            step: "start the timer thread",
+            source: error.into(),
+        })
 }

@@ -1,0 +1,437 @@
+//! From a plugin file to a plugin ready to call: reading it within `--max-plugin-size`,
+//! telling a component from other bytes, loading its compiled code (cache, precompiled
+//! artifact or compiler), and checking it against the world before linking it.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::sandbox::SandboxState;
+use super::{BoxedError, CacheOutcome, CallError, LoadedPlugin, Runtime, bindings, cache};
+use crate::model::contract::{WIT_PACKAGE, WIT_VERSION, WitVersion};
+
+/// Why a plugin file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is {size} bytes, more than the {limit}-byte limit for a plugin (--max-plugin-size)"
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error(
+        "{path} is not a WebAssembly component: {found}; expected a component targeting world \
+         `{WIT_PACKAGE}/plugin@{WIT_VERSION}` (build with `cargo build --target wasm32-wasip2`)"
+    )]
+    NotAComponent { path: PathBuf, found: String },
+    /// wasmtime could not compile the component, or load the code it compiled.
+    #[error("{path} is not a valid component")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: BoxedError,
+    },
+    #[error(
+        "{path} targets `{found}`, but this host serves `{WIT_PACKAGE}@{served}` and runs \
+         plugins built against {}; rebuild the plugin against a version it runs",
+        served_versions(.served)
+    )]
+    WrongWitVersion {
+        path: PathBuf,
+        found: String,
+        served: WitVersion,
+    },
+    /// The exports are not the world's; `source` says how, when the bindings found it out.
+    #[error(
+        "{path} is not a mathison plugin: it {found}; expected the exports `info` and `render` \
+         of world `{WIT_PACKAGE}/plugin@{WIT_VERSION}`"
+    )]
+    WrongWorld {
+        path: PathBuf,
+        found: String,
+        #[source]
+        source: Option<BoxedError>,
+    },
+    #[error("{path} imports `{import}`, which the sandbox does not provide")]
+    UnsupportedImport {
+        path: PathBuf,
+        import: String,
+        #[source]
+        source: BoxedError,
+    },
+}
+
+/// Why a plugin could not be precompiled.
+#[derive(Debug, thiserror::Error)]
+pub enum PrecompileError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{}: {error}", path.display())]
+    Call { path: PathBuf, error: CallError },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Runtime {
+    /// Reads and checks the plugin at `path`, and loads its compiled code: from the cache, from
+    /// a precompiled artifact beside it (with `--allow-precompiled`), or by compiling it.
+    pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let (bytes, identity) = self.read(path)?;
+        let cache_entry = self
+            .cache_dir
+            .as_deref()
+            .map(|dir| cache::Entry::in_cache(dir, &identity));
+
+        let found = cache_entry
+            .as_ref()
+            .and_then(|entry| entry.load(&self.engine, &identity))
+            .map(|found| (found, CacheOutcome::Hit))
+            .or_else(|| {
+                self.allow_precompiled
+                    .then(|| cache::Entry::beside(path).load(&self.engine, &identity))
+                    .flatten()
+                    .map(|found| (found, CacheOutcome::Precompiled))
+            });
+        let (component, outcome, cached_info) = match found {
+            Some((found, outcome)) => (found.component, outcome, found.info),
+            None => match &cache_entry {
+                None => {
+                    let component = Component::new(&self.engine, &bytes).map_err(invalid(path))?;
+                    (component, CacheOutcome::Disabled, None)
+                }
+                Some(entry) => {
+                    let existed = entry.exists();
+                    let (artifact, component) = self.compile(path, &bytes)?;
+                    let outcome = match (entry.store(&identity, &artifact, None).is_ok(), existed) {
+                        (false, _) => CacheOutcome::StoreFailed,
+                        (true, true) => CacheOutcome::Replaced,
+                        (true, false) => CacheOutcome::Miss,
+                    };
+                    (component, outcome, None)
+                }
+            },
+        };
+        let holds_code = matches!(
+            outcome,
+            CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
+        );
+        let pre = self.prepare(path, &component)?;
+        Ok(LoadedPlugin {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            cache: outcome,
+            cache_entry: cache_entry.filter(|_| holds_code),
+            cached_info,
+            pre,
+        })
+    }
+
+    /// Reads and checks a plugin file, and names what its compiled code would be for.
+    fn read(&self, path: &Path) -> Result<(Vec<u8>, cache::Identity), LoadError> {
+        let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
+        check_component_header(path, &bytes)?;
+        let identity = cache::Identity {
+            plugin: blake3::hash(&bytes),
+            engine: self.engine_key,
+        };
+        Ok((bytes, identity))
+    }
+
+    /// Compiles a plugin into an artifact to store, and the component loaded from it.
+    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, Component), LoadError> {
+        let artifact = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(invalid(path))?;
+        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid(path))?;
+        Ok((artifact, component))
+    }
+
+    /// Checks a compiled plugin against the world and links it.
+    fn prepare(
+        &self,
+        path: &Path,
+        component: &Component,
+    ) -> Result<bindings::PluginPre<SandboxState>, LoadError> {
+        check_world(path, component, &self.engine, WIT_VERSION)?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(component)
+                .map_err(|e| LoadError::UnsupportedImport {
+                    path: path.to_owned(),
+                    import: first_unsatisfied_import(&e.to_string()),
+                    source: e.into(),
+                })?;
+        bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+            path: path.to_owned(),
+            found: "does not match the world".to_string(),
+            source: Some(e.into()),
+        })
+    }
+
+    /// Compiles the plugin at `path` and writes the artifact, with the plugin's `info`, beside
+    /// it (`postgres.wasm` → `postgres.cwasm` and `postgres.cwasm.json`), for renders with
+    /// `--allow-precompiled` to load instead of compiling. Returns the artifact's path.
+    pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
+        let (bytes, identity) = self.read(path)?;
+        let (artifact, component) = self.compile(path, &bytes)?;
+        let plugin = LoadedPlugin {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            cache: CacheOutcome::Disabled,
+            cache_entry: None,
+            cached_info: None,
+            pre: self.prepare(path, &component)?,
+        };
+        let info = self.info(&plugin).map_err(|error| PrecompileError::Call {
+            path: path.to_owned(),
+            error,
+        })?;
+        let entry = cache::Entry::beside(path);
+        let permissions = fs::metadata(path)
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?
+            .permissions();
+        entry
+            .store(&identity, &artifact, Some(&info))
+            .and_then(|()| entry.set_permissions(&permissions))
+            .map_err(|source| PrecompileError::Write {
+                path: entry.artifact_path().to_owned(),
+                source,
+            })?;
+        Ok(entry.artifact_path().to_owned())
+    }
+}
+
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > limit {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // `take` guards against a file that grows while we read it.
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Turns wasmtime's refusal of the plugin at `path` into a load error.
+fn invalid(path: &Path) -> impl Fn(wasmtime::Error) -> LoadError + '_ {
+    move |e| LoadError::Invalid {
+        path: path.to_owned(),
+        source: e.into(),
+    }
+}
+
+/// Tells a component from a core module or other bytes, from the 8-byte preamble.
+fn check_component_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8; 4] = b"\0asm";
+    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+    const COMPONENT_LAYER: [u8; 2] = [1, 0];
+    let found = if bytes.is_empty() {
+        "the file is empty".to_string()
+    } else if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        "it does not start with the WebAssembly magic bytes".to_string()
+    } else if bytes[4..8] == CORE_MODULE {
+        "it is a core WebAssembly module (wrap it with `wasm-tools component new`, or build \
+         for wasm32-wasip2)"
+            .to_string()
+    } else if bytes[6..8] == COMPONENT_LAYER {
+        return Ok(());
+    } else {
+        format!("unknown WebAssembly version/layer {:02x?}", &bytes[4..8])
+    };
+    Err(LoadError::NotAComponent {
+        path: path.to_owned(),
+        found,
+    })
+}
+
+/// The versions a plugin may be built against, for errors: `0.1.0`, or `0.1.0 to 0.1.3`.
+fn served_versions(served: &WitVersion) -> String {
+    let oldest = served.oldest_served();
+    if oldest == *served {
+        served.to_string()
+    } else {
+        format!("{oldest} to {served}")
+    }
+}
+
+/// Checks the component's imports and exports against the world, for a clear error before
+/// linking says something obscure. Each import of the contract's package must name a version
+/// `served` serves; wasmtime's linker then resolves it to the host's own, as it matches
+/// versions of one series.
+fn check_world(
+    path: &Path,
+    component: &Component,
+    engine: &Engine,
+    served: WitVersion,
+) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let package = format!("{WIT_PACKAGE}/");
+    for (name, _) in ty.imports(engine) {
+        let Some(interface) = name.strip_prefix(&package) else {
+            continue;
+        };
+        let version = interface
+            .split_once('@')
+            .and_then(|(_, version)| WitVersion::parse(version));
+        if !version.is_some_and(|version| served.serves(version)) {
+            return Err(LoadError::WrongWitVersion {
+                path: path.to_owned(),
+                found: name.to_string(),
+                served,
+            });
+        }
+    }
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if !["info", "render"]
+        .iter()
+        .all(|wanted| exports.iter().any(|e| e == wanted))
+    {
+        let found = if exports.is_empty() {
+            "exports nothing".to_string()
+        } else {
+            format!("exports {}", exports.join(", "))
+        };
+        return Err(LoadError::WrongWorld {
+            path: path.to_owned(),
+            found,
+            source: None,
+        });
+    }
+    Ok(())
+}
+
+/// Pulls the import name out of wasmtime's "component imports instance `x`, but ..." message:
+/// its error says which import is missing only in its text.
+fn first_unsatisfied_import(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map_or_else(|| "an import".to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Limits;
+
+    /// A component with the world's two exports that imports `import`, an empty instance.
+    fn component_importing(runtime: &Runtime, import: &str) -> Component {
+        let wat = format!(
+            r#"(component
+                 (import "{import}" (instance))
+                 (core module $m (func (export "nothing")))
+                 (core instance $i (instantiate $m))
+                 (func $nothing (canon lift (core func $i "nothing")))
+                 (export "info" (func $nothing))
+                 (export "render" (func $nothing)))"#
+        );
+        let bytes = wat::parse_str(&wat).expect("the test component assembles");
+        Component::new(&runtime.engine, bytes).expect("the test component compiles")
+    }
+
+    fn check(host: &str, import: &str) -> Result<(), LoadError> {
+        let runtime = Runtime::new(Limits::default(), None, false).expect("runtime");
+        let component = component_importing(&runtime, import);
+        let served = WitVersion::parse(host).expect("a version");
+        check_world(Path::new("p.wasm"), &component, &runtime.engine, served)
+    }
+
+    #[test]
+    fn plugins_built_against_an_earlier_version_of_the_series_pass_the_world_check() {
+        for import in [
+            "mathison:plugin/host@0.1.3",
+            "mathison:plugin/host@0.1.0",
+            "wasi:cli/stdout@0.2.6",
+        ] {
+            check("0.1.3", import).expect(import);
+        }
+    }
+
+    #[test]
+    fn later_and_other_series_are_refused_naming_the_version_found() {
+        for import in [
+            "mathison:plugin/host@0.1.4",
+            "mathison:plugin/host@0.2.0",
+            "mathison:plugin/host@0.0.9",
+            "mathison:plugin/host@1.0.0",
+            "mathison:plugin/host@0.1.0-rc.1",
+            "mathison:plugin/host",
+        ] {
+            let error = check("0.1.3", import).expect_err(import);
+            assert!(
+                matches!(&error, LoadError::WrongWitVersion { found, .. } if found == import),
+                "{import}: {error}"
+            );
+            assert!(
+                error.to_string().contains(&format!(
+                    "targets `{import}`, but this host serves `mathison:plugin@0.1.3` and runs \
+                     plugins built against 0.1.0 to 0.1.3;"
+                )),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_tell_components_from_other_bytes() {
+        let found = |bytes: &[u8]| match check_component_header(Path::new("p"), bytes) {
+            Ok(()) => "a component".to_string(),
+            Err(LoadError::NotAComponent { found, .. }) => found,
+            Err(other) => panic!("{other}"),
+        };
+        assert_eq!(found(b"\0asm\x0d\0\x01\0"), "a component");
+        assert_eq!(found(b""), "the file is empty");
+        assert!(found(b"\0asm\x01\0\0\0").starts_with("it is a core WebAssembly module"));
+        assert!(found(b"\x7fELF\x02\x01\x01\0").contains("magic bytes"));
+        assert!(found(b"\0asm\x02\0\x02\0").starts_with("unknown WebAssembly version/layer"));
+    }
+
+    #[test]
+    fn the_missing_import_is_read_from_the_linkers_message() {
+        assert_eq!(
+            first_unsatisfied_import("component imports instance `evil:net/socket`, but ..."),
+            "evil:net/socket"
+        );
+        assert_eq!(first_unsatisfied_import("no names here"), "an import");
+    }
+}
