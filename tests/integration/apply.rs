@@ -1,6 +1,9 @@
 //! `apply` and `diff` end to end: the real binary against a fake Kubernetes API server on
-//! 127.0.0.1 that records every request and answers from a script. No real cluster runs here;
-//! the one test that needs one is ignored unless KUBECONFIG points at a cluster.
+//! 127.0.0.1 that records every request and answers from a script. These tests own the
+//! requests sent and what the user sees; what is planned without a cluster (the ApplySet, the
+//! request text, prune candidates, readiness, diff masking) is unit-tested in `host/src/apply`.
+//! No real cluster runs here; the one test that needs one is ignored unless KUBECONFIG points
+//! at a cluster.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Host, POSTGRES, REDIS, Run};
+use crate::support::{HOSTILE, Host, POSTGRES, REDIS, Run};
 
 /// One request the fake API server received.
 #[derive(Debug, Clone)]
@@ -210,51 +213,34 @@ fn planned_patches(host: &Host, plugins: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn client_dry_run_prints_the_requests_in_install_order_without_a_cluster() {
+fn client_dry_run_prints_the_requests_without_a_cluster() {
     let host = Host::new();
+    // No kubeconfig anywhere: connecting would fail.
     let run = host
-        .run(&["apply", "-p", POSTGRES, "-p", REDIS, "--dry-run=client"])
+        .run(&[
+            "apply",
+            "-p",
+            POSTGRES,
+            "-p",
+            REDIS,
+            "--dry-run=client",
+            "--prune",
+            "--wait",
+        ])
         .success();
-    let patches: Vec<&str> = run
+    assert!(
+        run.stderr
+            .contains("note: --prune and --wait need the cluster; a client dry run skips them\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.starts_with("---\n# PATCH "), "{}", run.stdout);
+    let patches = run
         .stdout
         .lines()
-        .filter(|l| l.starts_with("# PATCH"))
-        .collect();
-    assert_eq!(patches.len(), 12, "parent + 11 objects:\n{}", run.stdout);
-    assert_eq!(
-        patches[0],
-        "# PATCH /api/v1/namespaces/mathison-system/secrets/applyset-mathison?&fieldManager=mathison-host (application/apply-patch+yaml)"
-    );
-    let kinds: Vec<&str> = patches
-        .iter()
-        .map(|l| {
-            let path = l.split('?').next().unwrap_or_default();
-            path.split('/').rev().nth(1).unwrap_or_default()
-        })
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "secrets",
-            "networkpolicies",
-            "networkpolicies",
-            "configmaps",
-            "configmaps",
-            "configmaps",
-            "services",
-            "services",
-            "services",
-            "services",
-            "statefulsets",
-            "statefulsets"
-        ]
-    );
-    assert!(
-        run.stdout
-            .contains("applyset.kubernetes.io/part-of: applyset-"),
-        "{}",
-        run.stdout
-    );
+        .filter(|l| l.starts_with("# PATCH "))
+        .count();
+    assert_eq!(patches, 12, "parent + 11 objects:\n{}", run.stdout);
 }
 
 #[test]
@@ -292,16 +278,20 @@ fn apply_sends_server_side_applies_in_install_order_under_our_field_manager() {
 }
 
 #[test]
-fn server_dry_run_and_force_reach_every_request() {
+fn server_dry_run_and_force_reach_every_request_and_skip_the_wait() {
     let host = Host::new();
     let api = FakeApi::start(empty_cluster);
-    let run = apply(&host, &api, &["--dry-run=server", "--force-conflicts"]).success();
-    let patches: Vec<Request> = api
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "PATCH")
-        .collect();
+    let run = apply(
+        &host,
+        &api,
+        &["--dry-run=server", "--force-conflicts", "--wait"],
+    )
+    .success();
+    let requests = api.requests();
+    let patches: Vec<&Request> = requests.iter().filter(|r| r.method == "PATCH").collect();
     assert_eq!(patches.len(), 12);
+    // The parent's GET and the applies: no StatefulSet is polled.
+    assert_eq!(requests.len(), 13, "{:#?}", api.lines());
     for patch in &patches {
         assert_eq!(
             patch.query,
@@ -339,27 +329,33 @@ fn sts_name(request: &Request) -> Option<&str> {
 #[test]
 fn wait_follows_statefulsets_until_ready_with_progress_lines() {
     let host = Host::new();
-    let polls = Arc::new(Mutex::new(0));
-    let counter = Arc::clone(&polls);
+    let (polls, claim_reads) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
     let api = FakeApi::start(
         move |request| match (request.method.as_str(), sts_name(request)) {
             ("GET", Some(name)) => {
-                let mut polls = counter.lock().expect("lock");
+                let mut polls = polls.lock().expect("lock");
                 *polls += 1;
                 // Each StatefulSet is first seen not ready, then ready.
                 (200, statefulset(name, i64::from(*polls > 2)))
             }
-            ("GET", None) if request.path.contains("/persistentvolumeclaims/") => (
-                200,
-                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                         "metadata": {"name": "x"}, "status": {"phase": "Bound"}}),
-            ),
+            ("GET", None) if request.path.contains("/persistentvolumeclaims/") => {
+                let mut reads = claim_reads.lock().expect("lock");
+                *reads += 1;
+                // postgres's claim is read first: pending once, then bound.
+                let phase = if *reads == 1 { "Pending" } else { "Bound" };
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                             "metadata": {"name": "x"}, "status": {"phase": phase}}),
+                )
+            }
             _ => empty_cluster(request),
         },
     );
     let run = apply(&host, &api, &["--wait", "--wait-timeout", "1m"]).success();
     for line in [
         "StatefulSet mathison-system/postgres: waiting: 0/1 pods ready\n",
+        "StatefulSet mathison-system/postgres: waiting: PersistentVolumeClaim data-postgres-0: Pending, not Bound\n",
         "StatefulSet mathison-system/postgres: ready\n",
         "StatefulSet mathison-system/redis: ready\n",
     ] {
@@ -425,66 +421,105 @@ fn wait_times_out_naming_the_object_and_why() {
             _ => empty_cluster(request),
         },
     );
-    let run = apply(&host, &api, &["--wait", "--wait-timeout", "1s"])
-        .failure("not ready after 1s: StatefulSet mathison-system/postgres: 0/1 pods ready; pod postgres-0: container postgres: ImagePullBackOff: Back-off pulling image; PersistentVolumeClaim data-postgres-0: ProvisioningFailed: storageclass \"fast\" not found; StatefulSet mathison-system/redis: 0/1 pods ready");
-    assert_one_error_line(&run);
+    let run = apply(&host, &api, &["--wait", "--wait-timeout", "1s"]).failure("not ready");
+    assert_eq!(
+        error_line(&run),
+        "error: not ready after 1s: StatefulSet mathison-system/postgres: 0/1 pods ready; pod postgres-0: container postgres: ImagePullBackOff: Back-off pulling image; PersistentVolumeClaim data-postgres-0: ProvisioningFailed: storageclass \"fast\" not found; StatefulSet mathison-system/redis: 0/1 pods ready; pod redis-0: not created"
+    );
 }
 
-#[test]
-fn prune_deletes_only_labelled_members_that_are_no_longer_rendered() {
-    let host = Host::new();
-    let id = host
-        .run(&["apply", "-p", POSTGRES, "--dry-run=client"])
+/// The ApplySet id `apply` gives its members for postgres's render.
+fn applyset_id(host: &Host) -> String {
+    host.run(&["apply", "-p", POSTGRES, "--dry-run=client"])
         .success()
         .stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("applyset.kubernetes.io/part-of: "))
         .expect("applyset id")
-        .to_string();
+        .to_string()
+}
+
+/// A cluster where an earlier apply of postgres and redis left its set: the parent lists their
+/// group-kinds, a Deployment kind since dropped and a custom resource whose CRD is gone.
+fn cluster_with_a_previous_set(id: &str) -> FakeApi {
     let parent = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "applyset-mathison", "namespace": "mathison-system",
             "labels": {"applyset.kubernetes.io/id": id},
             "annotations": {"applyset.kubernetes.io/tooling": "mathison-host/0.1.0",
-                "applyset.kubernetes.io/contains-group-kinds": "ConfigMap,NetworkPolicy.networking.k8s.io,Service,StatefulSet.apps"}}});
-    let member = |name: &str, set: &str| {
+                "applyset.kubernetes.io/contains-group-kinds": "ConfigMap,Deployment.apps,NetworkPolicy.networking.k8s.io,Service,StatefulSet.apps,Widget.example.com"}}});
+    let id = id.to_string();
+    let member = move |name: &str| {
         json!({"metadata": {"name": name, "namespace": "mathison-system",
-        "labels": {"applyset.kubernetes.io/part-of": set}}})
+        "labels": {"applyset.kubernetes.io/part-of": id}}})
     };
-    let (live_id, listed_parent) = (id.clone(), parent.clone());
-    let api = FakeApi::start(move |request| {
+    let list = |kind: &str, items: Vec<Value>| {
+        (
+            200,
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items}),
+        )
+    };
+    FakeApi::start(move |request| {
         let path = request.path.as_str();
         match request.method.as_str() {
-            "GET" if path.ends_with("/secrets/applyset-mathison") => (200, listed_parent.clone()),
-            "GET" if path.ends_with("/configmaps") => (
-                200,
-                json!({"apiVersion": "v1", "kind": "ConfigMapList",
-                "metadata": {}, "items": [
-                    member("postgres-initdb", &live_id),
-                    member("redis-config", &live_id),
-                    // A server that ignored the selector must still not make us delete these.
-                    member("someone-elses", "applyset-other-v1"),
-                    {"metadata": {"name": "unlabelled", "namespace": "mathison-system"}},
-                ]}),
+            "GET" if path.ends_with("/secrets/applyset-mathison") => (200, parent.clone()),
+            "GET" if path.ends_with("/configmaps") => list(
+                "ConfigMapList",
+                vec![member("postgres-initdb"), member("redis-config")],
             ),
-            "GET" if path.ends_with("/statefulsets") => (
+            "GET" if path.ends_with("/statefulsets") => {
+                list("StatefulSetList", vec![member("postgres"), member("redis")])
+            }
+            "GET" if path.ends_with("/deployments") => list("DeploymentList", vec![member("gone")]),
+            // Discovery knows apps (for the Deployment kind), not example.com.
+            "GET" if path == "/apis" => (
                 200,
-                json!({"apiVersion": "apps/v1", "kind": "StatefulSetList",
-                "metadata": {}, "items": [member("postgres", &live_id), member("redis", &live_id)]}),
+                json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "apps",
+                    "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]}),
+            ),
+            "GET" if path == "/apis/apps/v1" => (
+                200,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "apps/v1",
+                    "resources": [{"name": "deployments", "singularName": "deployment",
+                        "namespaced": true, "kind": "Deployment",
+                        "verbs": ["delete", "get", "list", "patch"]}]}),
             ),
             _ => empty_cluster(request),
         }
-    });
-    let kubeconfig = api.kubeconfig(&host);
-    let run = host
-        .run(&[
-            "apply",
-            "-p",
-            POSTGRES,
-            "--prune",
-            "--kubeconfig",
-            kubeconfig.to_str().expect("utf-8"),
-        ])
-        .success();
+    })
+}
+
+fn apply_postgres(host: &Host, api: &FakeApi, extra: &[&str]) -> Run {
+    let kubeconfig = api.kubeconfig(host);
+    let mut args = vec!["apply", "-p", POSTGRES, "--kubeconfig"];
+    args.push(kubeconfig.to_str().expect("utf-8 path"));
+    args.extend(extra);
+    host.run(&args)
+}
+
+/// The `contains-group-kinds` of each apply of the parent, in order.
+fn parent_group_kinds(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/secrets/applyset-mathison"))
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).expect("JSON apply body");
+            body["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
+                .as_str()
+                .expect("group-kinds")
+                .to_string()
+        })
+        .collect()
+}
+
+const EVERY_GROUP_KIND: &str = "ConfigMap,Deployment.apps,NetworkPolicy.networking.k8s.io,Service,StatefulSet.apps,Widget.example.com";
+
+#[test]
+fn prune_deletes_this_sets_members_that_are_no_longer_rendered() {
+    let host = Host::new();
+    let id = applyset_id(&host);
+    let api = cluster_with_a_previous_set(&id);
+    let run = apply_postgres(&host, &api, &["--prune"]).success();
     let requests = api.requests();
     let lists: Vec<String> = requests
         .iter()
@@ -496,12 +531,14 @@ fn prune_deletes_only_labelled_members_that_are_no_longer_rendered() {
         "{lists:#?}"
     );
     let deletes: Vec<&Request> = requests.iter().filter(|r| r.method == "DELETE").collect();
-    let deleted: Vec<&str> = deletes.iter().map(|r| r.path.as_str()).collect();
+    let deleted: Vec<String> = deletes.iter().map(|r| r.line()).collect();
+    // Widget.example.com is skipped: its kind is gone from the cluster, and its objects with it.
     assert_eq!(
         deleted,
         [
-            "/api/v1/namespaces/mathison-system/configmaps/redis-config",
-            "/apis/apps/v1/namespaces/mathison-system/statefulsets/redis",
+            "DELETE /api/v1/namespaces/mathison-system/configmaps/redis-config?",
+            "DELETE /apis/apps/v1/namespaces/mathison-system/deployments/gone?",
+            "DELETE /apis/apps/v1/namespaces/mathison-system/statefulsets/redis?",
         ]
     );
     assert!(
@@ -510,38 +547,178 @@ fn prune_deletes_only_labelled_members_that_are_no_longer_rendered() {
             .all(|r| r.body.contains("\"propagationPolicy\":\"Background\"")),
         "{deletes:#?}"
     );
-    assert!(
-        run.stdout
-            .contains("pruned ConfigMap mathison-system/redis-config\n"),
-        "{}",
-        run.stdout
-    );
+    for line in [
+        "pruned ConfigMap mathison-system/redis-config\n",
+        "pruned Deployment mathison-system/gone\n",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?}:\n{}", run.stdout);
+    }
     // The parent is applied twice: before the members with old and new kinds, after the prune
     // with what it still contains.
-    let parent_patches: Vec<&Request> = requests
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.path.ends_with("/secrets/applyset-mathison"))
-        .collect();
-    assert_eq!(parent_patches.len(), 2);
-    let last = requests
+    assert_eq!(
+        parent_group_kinds(&requests),
+        [
+            EVERY_GROUP_KIND,
+            "ConfigMap,NetworkPolicy.networking.k8s.io,Service,StatefulSet.apps"
+        ]
+    );
+    let last_delete = requests
         .iter()
         .rposition(|r| r.method == "DELETE")
         .expect("deletes");
     assert!(
-        requests[last + 1..]
+        requests[last_delete + 1..]
             .iter()
             .any(|r| r.method == "PATCH" && r.path.ends_with("/applyset-mathison"))
     );
 }
 
-/// The error is one line: no causes under it.
-fn assert_one_error_line(run: &Run) {
-    let errors = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error") || l.contains("caused by"))
-        .count();
-    assert_eq!(errors, 1, "expected one error line:\n{}", run.stderr);
+#[test]
+fn a_server_dry_run_prune_deletes_nothing() {
+    let host = Host::new();
+    let api = cluster_with_a_previous_set(&applyset_id(&host));
+    let run = apply_postgres(&host, &api, &["--prune", "--dry-run=server"]).success();
+    let deletes: Vec<Request> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 3, "{:#?}", api.lines());
+    assert!(
+        deletes
+            .iter()
+            .all(|r| r.body.contains("\"dryRun\":[\"All\"]")),
+        "{deletes:#?}"
+    );
+    assert!(
+        run.stdout
+            .contains("pruned ConfigMap mathison-system/redis-config (server dry run)\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn without_prune_the_parent_keeps_listing_old_group_kinds() {
+    let host = Host::new();
+    let api = cluster_with_a_previous_set(&applyset_id(&host));
+    apply_postgres(&host, &api, &[]).success();
+    let requests = api.requests();
+    assert_eq!(parent_group_kinds(&requests), [EVERY_GROUP_KIND]);
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "DELETE" || r.query.contains("labelSelector")),
+        "{:#?}",
+        api.lines()
+    );
+}
+
+#[test]
+fn a_parent_of_another_tool_is_never_taken_over() {
+    let host = Host::new();
+    let api = FakeApi::start(|request| {
+        if request.path.ends_with("/secrets/applyset-mathison") && request.method == "GET" {
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "applyset-mathison", "namespace": "mathison-system",
+                    "annotations": {"applyset.kubernetes.io/tooling": "kubectl/v1.33"}}}),
+            )
+        } else {
+            empty_cluster(request)
+        }
+    });
+    let run = apply(&host, &api, &[]).failure("refusing to take over its set");
+    assert_eq!(
+        error_line(&run),
+        "error: Secret mathison-system/applyset-mathison exists but is not managed by mathison-host (tooling: kubectl/v1.33); refusing to take over its set"
+    );
+    assert_eq!(
+        api.lines(),
+        ["GET /api/v1/namespaces/mathison-system/secrets/applyset-mathison?"],
+        "only the parent is read"
+    );
+}
+
+/// Applies the hostile plugin's custom resource, a `Widget` of `example.com/v1`.
+fn apply_widget(host: &Host, api: &FakeApi) -> Run {
+    let kubeconfig = api.kubeconfig(host);
+    host.run(&[
+        "apply",
+        "-p",
+        HOSTILE,
+        "--set",
+        "hostile.behaviour=unknown-kind",
+        "--allow-cluster-scoped",
+        "--kubeconfig",
+        kubeconfig.to_str().expect("utf-8 path"),
+    ])
+}
+
+#[test]
+fn unknown_kinds_are_discovered_first_and_a_missing_crd_sends_nothing() {
+    let host = Host::new();
+    let without_crd = FakeApi::start(empty_cluster);
+    let run = apply_widget(&host, &without_crd).failure("CustomResourceDefinition");
+    assert_eq!(
+        error_line(&run),
+        "error: cannot apply Widget mathison-system/w: the cluster does not serve Widget in example.com/v1: is its CustomResourceDefinition installed?"
+    );
+    assert!(
+        !without_crd.requests().iter().any(|r| r.method == "PATCH"),
+        "{:#?}",
+        without_crd.lines()
+    );
+
+    let with_crd = FakeApi::start(|request| {
+        if request.path == "/apis/example.com/v1" {
+            (
+                200,
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "example.com/v1",
+                "resources": [{"name": "widgets", "singularName": "widget", "namespaced": true,
+                    "kind": "Widget", "verbs": ["get", "patch"]}]}),
+            )
+        } else {
+            empty_cluster(request)
+        }
+    });
+    apply_widget(&host, &with_crd).success();
+    let lines = with_crd.lines();
+    let discovered = lines
+        .iter()
+        .position(|l| l == "GET /apis/example.com/v1?")
+        .expect("discovery");
+    let first_patch = lines
+        .iter()
+        .position(|l| l.starts_with("PATCH"))
+        .expect("patches");
+    assert!(discovered < first_patch, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l
+                .starts_with("PATCH /apis/example.com/v1/namespaces/mathison-system/widgets/w?")),
+        "{lines:#?}"
+    );
+}
+
+/// The one `error:` line of a failed run; only its causes (`  caused by: `) may follow it.
+#[track_caller]
+fn error_line(run: &Run) -> &str {
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let errors: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "expected one error line:\n{}", run.stderr);
+    assert!(
+        lines[errors[0] + 1..]
+            .iter()
+            .all(|l| l.starts_with("  caused by: ")),
+        "only causes may follow the error:\n{}",
+        run.stderr
+    );
+    lines[errors[0]]
 }
 
 /// Answers every apply of the postgres StatefulSet with `failure`.
@@ -557,6 +734,7 @@ fn failing(failure: (u16, Value)) -> FakeApi {
 
 #[test]
 fn each_api_error_is_one_line_naming_the_object() {
+    // The server's Status is the whole story: one line, no causes.
     let object = "error: cannot apply StatefulSet mathison-system/postgres";
     let cases = [
         (
@@ -615,12 +793,8 @@ fn each_api_error_is_one_line_naming_the_object() {
         let host = Host::new();
         let api = failing(failure);
         let run = apply(&host, &api, &[]).failure(&expected);
-        assert_one_error_line(&run);
-        assert!(
-            run.stderr.contains(&format!("{expected}\n")),
-            "{}",
-            run.stderr
-        );
+        assert_eq!(error_line(&run), expected);
+        assert!(!run.stderr.contains("caused by"), "{}", run.stderr);
         let after = api
             .lines()
             .into_iter()
@@ -636,7 +810,7 @@ fn each_api_error_is_one_line_naming_the_object() {
 }
 
 #[test]
-fn an_unreachable_or_silent_server_is_one_line() {
+fn an_unreachable_or_silent_server_is_one_line_with_the_clients_causes() {
     let host = Host::new();
     // A port that was just free: nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0")
@@ -651,24 +825,39 @@ fn an_unreachable_or_silent_server_is_one_line() {
     )
     .expect("write kubeconfig");
     let run = host
-        .run(&["apply", "-p", POSTGRES, "--kubeconfig", kubeconfig.to_str().expect("utf-8")])
-        .failure(&format!(
+        .run(&[
+            "apply",
+            "-p",
+            POSTGRES,
+            "--kubeconfig",
+            kubeconfig.to_str().expect("utf-8"),
+        ])
+        .failure("cannot reach the API server");
+    assert_eq!(
+        error_line(&run),
+        format!(
             "error: cannot read Secret mathison-system/applyset-mathison: cannot reach the API server at http://127.0.0.1:{port}/"
-        ));
-    assert_one_error_line(&run);
+        )
+    );
+    assert!(
+        run.stderr
+            .contains("  caused by: Connection refused (os error 111)\n"),
+        "{}",
+        run.stderr
+    );
 
     let silent = FakeApi::start(|request| {
         thread::sleep(Duration::from_secs(5));
         empty_cluster(request)
     });
-    let run = apply(&host, &silent, &["--request-timeout", "1s"])
-        .failure("error: cannot read Secret mathison-system/applyset-mathison: the API server at http://127.0.0.1:");
-    assert!(
-        run.stderr.contains("did not answer in time"),
-        "{}",
-        run.stderr
+    let run = apply(&host, &silent, &["--request-timeout", "1s"]).failure("did not answer in time");
+    assert_eq!(
+        error_line(&run),
+        format!(
+            "error: cannot read Secret mathison-system/applyset-mathison: the API server at http://127.0.0.1:{}/ did not answer in time",
+            silent.port
+        )
     );
-    assert_one_error_line(&run);
 }
 
 #[test]
@@ -676,8 +865,11 @@ fn no_configuration_is_one_line_saying_what_to_set() {
     let host = Host::new();
     let run = host
         .run(&["apply", "-p", POSTGRES])
-        .failure("error: no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run inside a cluster");
-    assert_one_error_line(&run);
+        .failure("no cluster configuration");
+    assert_eq!(
+        error_line(&run),
+        "error: no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run inside a cluster"
+    );
 }
 
 #[test]
@@ -703,21 +895,27 @@ fn kubeconfig_comes_from_the_environment_and_context_picks_the_cluster() {
         .output()
         .map(Run::from)
         .expect("run")
-        .failure("cannot use the kubeconfig");
+        .failure("error: cannot use the kubeconfig\n  caused by: failed to load current context: missing\n");
 }
 
 #[test]
 fn diff_shows_changes_against_a_server_dry_run_with_secrets_masked() {
     let host = Host::new();
-    let api = FakeApi::start(|request| {
-        let live_config = request.path.ends_with("/configmaps/mathison-connections");
+    // The server's merge of redis-config equals what is live: no diff for it.
+    let unchanged = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "redis-config", "namespace": "mathison-system"}, "data": {"k": "v"}});
+    let api = FakeApi::start(move |request| {
+        let path = request.path.as_str();
         match request.method.as_str() {
-            "GET" if live_config => (
+            "GET" if path.ends_with("/configmaps/mathison-connections") => (
                 200,
                 json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "mathison-connections", "namespace": "mathison-system"},
                 "data": {"REDIS_URL": "redis://old:6379"}}),
             ),
+            "GET" | "PATCH" if path.ends_with("/configmaps/redis-config") => {
+                (200, unchanged.clone())
+            }
             _ => empty_cluster(request),
         }
     });
@@ -749,11 +947,6 @@ fn diff_shows_changes_against_a_server_dry_run_with_secrets_masked() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("+  DATABASE_URL: '*** (after)'"),
-        "{}",
-        run.stdout
-    );
-    assert!(
         !run.stdout.contains("hunter2") && !run.stdout.contains("aHVudGVyMg"),
         "a secret leaked"
     );
@@ -762,10 +955,25 @@ fn diff_shows_changes_against_a_server_dry_run_with_secrets_masked() {
         .into_iter()
         .filter(|r| r.method == "PATCH")
         .collect();
-    assert!(!patches.is_empty());
     assert!(
-        patches.iter().all(|r| r.query.contains("dryRun=All")),
-        "diff must never persist"
+        patches
+            .iter()
+            .all(|r| r.query == "&dryRun=All&force=true&fieldManager=mathison-host"),
+        "diff must never persist, and shows the result of taking over conflicts: {:#?}",
+        api.lines()
+    );
+    assert!(
+        !run.stdout
+            .contains("/ConfigMap/mathison-system/redis-config\n"),
+        "{}",
+        run.stdout
+    );
+    let all = patches.len();
+    assert!(
+        run.stderr
+            .contains(&format!("{} of {all} objects differ\n", all - 1)),
+        "{}",
+        run.stderr
     );
 }
 

@@ -335,3 +335,132 @@ pub fn prune_candidates<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::model::k8s::{group_of, scope_of};
+
+    pub const NS: &str = "mathison-system";
+
+    /// A rendered object as `pipeline::render` places it, labelled `app: <name>`.
+    pub fn placed(api_version: &str, kind: &str, name: &str, namespaced: bool) -> Placed {
+        let mut metadata = json!({"name": name, "labels": {"app": name}});
+        if namespaced {
+            metadata["namespace"] = json!(NS);
+        }
+        Placed {
+            origin: "p".into(),
+            id: ObjectId {
+                group: group_of(api_version).into(),
+                kind: kind.into(),
+                namespace: namespaced.then(|| NS.to_string()),
+                name: name.into(),
+            },
+            api_version: api_version.into(),
+            scope: scope_of(api_version, kind),
+            body: json!({"apiVersion": api_version, "kind": kind, "metadata": metadata}),
+        }
+    }
+
+    /// A ConfigMap, a Service and a StatefulSet, in install order.
+    pub fn rendered() -> Vec<Placed> {
+        vec![
+            placed("v1", "ConfigMap", "config", true),
+            placed("v1", "Service", "db", true),
+            placed("apps/v1", "StatefulSet", "db", true),
+        ]
+    }
+
+    #[test]
+    fn members_carry_the_sets_label_beside_their_own() {
+        let mut objects = rendered();
+        objects.push(placed("example.com/v1", "Widget", "w", true));
+        let changes = Changes::new(&objects, NS, "mathison");
+        for step in &changes.steps {
+            let labels = &step.body["metadata"]["labels"];
+            assert_eq!(labels[PART_OF], json!(changes.applyset.id));
+            assert_eq!(labels["app"], json!(step.id.name));
+        }
+        // Known kinds need no discovery; a custom resource's kind must be looked up.
+        assert_eq!(
+            changes.steps[2].resource,
+            Resource::known("apps/v1", "StatefulSet")
+        );
+        assert_eq!(changes.steps[3].resource, None);
+    }
+
+    #[test]
+    fn applyset_id_is_kubectls_hash_of_the_parent() {
+        let id = ApplySet::new(NS, "mathison").id;
+        // base64url(sha256("applyset-mathison.mathison-system.Secret.")), as kubectl computes it.
+        assert_eq!(
+            id,
+            "applyset-XLiAzeSqRWHwEaLUYk22OBAXH4duvC2nbqTg5REuHTE-v1"
+        );
+        assert_ne!(ApplySet::new("other", "mathison").id, id);
+    }
+
+    #[test]
+    fn the_parent_carries_the_id_our_tooling_and_the_group_kinds_sorted() {
+        let changes = Changes::new(&rendered(), NS, "mathison");
+        let applyset = &changes.applyset;
+        assert_eq!(
+            applyset.parent.to_string(),
+            format!("Secret {NS}/applyset-mathison")
+        );
+        let parent = applyset.parent_body(&changes.group_kinds());
+        assert_eq!(
+            parent["metadata"]["labels"][APPLYSET_ID],
+            json!(applyset.id)
+        );
+        let annotations = &parent["metadata"]["annotations"];
+        assert_eq!(
+            annotations[CONTAINS_GROUP_KINDS],
+            "ConfigMap,Service,StatefulSet.apps"
+        );
+        assert_eq!(annotations[TOOLING], json!(tooling()));
+        // What a later apply reads back from it.
+        assert_eq!(contained_group_kinds(&parent), changes.group_kinds());
+        assert_eq!(parent_tooling(&parent), Some(tooling().as_str()));
+    }
+
+    #[test]
+    fn a_rendered_namespace_is_created_before_the_parent_that_lives_in_it() {
+        let mut objects = vec![placed("v1", "Namespace", NS, false)];
+        objects.extend(rendered());
+        assert_eq!(Changes::new(&objects, NS, "mathison").parent_position(), 1);
+        assert_eq!(
+            Changes::new(&rendered(), NS, "mathison").parent_position(),
+            0
+        );
+    }
+
+    #[test]
+    fn prune_deletes_only_this_sets_members_that_are_no_longer_rendered() {
+        let changes = Changes::new(&rendered(), NS, "mathison");
+        let id = &changes.applyset.id;
+        let member = |name: &str, labels: Value| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": NS, "labels": labels}}))
+            .expect("a ConfigMap")
+        };
+        let listed = [
+            member("config", json!({PART_OF: id})),
+            member("old", json!({PART_OF: id})),
+            // A server that ignored the selector must still not make us delete these.
+            member("someone-elses", json!({PART_OF: "applyset-other-v1"})),
+            member("unlabelled", json!({})),
+        ];
+        let rendered: BTreeSet<ObjectId> = changes.steps.iter().map(|s| s.id.clone()).collect();
+        let config_maps = GroupKind {
+            kind: "ConfigMap".into(),
+            group: String::new(),
+        };
+        let pruned: Vec<String> = prune_candidates(id, &config_maps, &listed, &rendered)
+            .iter()
+            .map(|object| object.name_any())
+            .collect();
+        assert_eq!(pruned, ["old"]);
+    }
+}

@@ -1,5 +1,6 @@
-//! The cluster as `apply` and `diff` use it: a small trait, so the planning, prune and wait
-//! logic runs against a fake in tests, and its kube-rs implementation.
+//! The only code in `apply/` that talks to an API server: a kube-rs [`Client`] on a
+//! current-thread runtime, the requests `apply`, `diff` and `--wait` send, and the
+//! classification of what goes wrong into one line a person can act on.
 
 use std::fmt;
 use std::io;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::core::{GroupVersionKind, Status};
 use kube::discovery::{self, Scope};
 use kube::{Client, Config};
@@ -17,38 +18,53 @@ use serde_json::Value;
 
 use super::changes::{Resource, Target};
 
-/// What the cluster answered when a request failed, classified for a one-line message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClusterError {
-    /// The API server refused the request with a `Status`.
-    #[error("{}", describe_status(*.code, .reason, .message, .causes))]
-    Status {
-        code: u16,
-        reason: String,
-        message: String,
-        /// `(field, message)` of each cause the server gave (422 validation errors).
-        causes: Vec<(String, String)>,
-    },
-    #[error("cannot reach the API server at {url}: {detail}")]
-    Unreachable { url: String, detail: String },
-    #[error("the API server at {url} did not answer in time ({detail})")]
-    Timeout { url: String, detail: String },
+/// A request that failed: what it means, and kube's error underneath when that says more.
+#[derive(Debug, thiserror::Error)]
+#[error("{problem}")]
+pub struct ClusterError {
+    pub problem: Problem,
+    /// The client's error for transport and other failures. `None` when the problem already
+    /// says all of it: a `Status` the server answered, a kind discovery did not find.
+    #[source]
+    pub source: Option<Box<kube::Error>>,
+}
+
+/// What a failed request means, classified for a one-line message.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// The API server refused the request with this `Status`.
+    #[error("{}", describe_status(.0))]
+    Status(Box<Status>),
+    #[error("cannot reach the API server at {url}")]
+    Unreachable { url: String },
+    #[error("the API server at {url} did not answer in time")]
+    Timeout { url: String },
     #[error(
         "the cluster does not serve {kind} in {api_version}: is its CustomResourceDefinition installed?"
     )]
     UnknownKind { api_version: String, kind: String },
-    #[error("{0}")]
-    Other(String),
+    #[error("the request failed")]
+    Other,
 }
 
 impl ClusterError {
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ClusterError::Status { code: 404, .. })
+        matches!(&self.problem, Problem::Status(status) if status.code == 404)
     }
 }
 
-fn describe_status(code: u16, reason: &str, message: &str, causes: &[(String, String)]) -> String {
-    let message = message.trim();
+fn describe_status(status: &Status) -> String {
+    let (code, reason, message) = (status.code, &status.reason, status.message.trim());
+    // Each field the server found invalid, when it says which (422).
+    let causes: Vec<String> = status
+        .details
+        .iter()
+        .flat_map(|details| &details.causes)
+        .map(|cause| match cause.field.as_str() {
+            "" => cause.message.clone(),
+            field => format!("{field}: {}", cause.message),
+        })
+        .collect();
     match code {
         403 => format!("forbidden (403): {message}"),
         404 if message.starts_with("namespaces ") => {
@@ -65,54 +81,11 @@ fn describe_status(code: u16, reason: &str, message: &str, causes: &[(String, St
         409 => format!(
             "conflict (409): {message}; rerun with --force-conflicts to take over these fields"
         ),
-        422 if !causes.is_empty() => {
-            let causes: Vec<String> = causes
-                .iter()
-                .map(|(field, message)| {
-                    if field.is_empty() {
-                        message.clone()
-                    } else {
-                        format!("{field}: {message}")
-                    }
-                })
-                .collect();
-            format!("invalid (422): {}", causes.join("; "))
-        }
+        422 if !causes.is_empty() => format!("invalid (422): {}", causes.join("; ")),
         422 => format!("invalid (422): {message}"),
         _ if reason.is_empty() => format!("the API server answered {code}: {message}"),
         _ => format!("{reason} ({code}): {message}"),
     }
-}
-
-/// The cluster operations `apply` and `diff` need, on dynamic objects.
-pub trait Cluster {
-    /// The resource serving `kind` in `group` (at `version`, or the preferred one), from the
-    /// cluster's discovery.
-    fn discover(
-        &self,
-        group: &str,
-        version: Option<&str>,
-        kind: &str,
-    ) -> Result<Resource, ClusterError>;
-    /// Server-side apply of `body`; the object as the server stored (or would store) it.
-    fn apply(
-        &self,
-        target: &Target,
-        body: &Value,
-        params: &PatchParams,
-    ) -> Result<Value, ClusterError>;
-    /// The live object, or `None` when it does not exist.
-    fn get(&self, target: &Target) -> Result<Option<Value>, ClusterError>;
-    /// The objects of `resource` in `namespace` (all namespaces when `None`) that `params`
-    /// select.
-    fn list(
-        &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-        params: &ListParams,
-    ) -> Result<Vec<DynamicObject>, ClusterError>;
-    /// Deletes the object; its dependents are collected in the background, as kubectl does.
-    fn delete(&self, target: &Target, dry_run: bool) -> Result<(), ClusterError>;
 }
 
 /// Where the cluster's configuration comes from, as with kubectl.
@@ -148,14 +121,12 @@ impl fmt::Debug for KubeCluster {
 pub enum ConnectError {
     #[error("cannot start the client's runtime")]
     Runtime(#[source] io::Error),
-    #[error(
-        "no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run inside a cluster ({0})"
-    )]
-    NoConfig(String),
-    #[error("cannot use the kubeconfig: {0}")]
-    Kubeconfig(String),
-    #[error("cannot create the Kubernetes client: {0}")]
-    Client(String),
+    #[error("no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run inside a cluster")]
+    NoConfig(#[source] KubeconfigError),
+    #[error("cannot use the kubeconfig")]
+    Kubeconfig(#[source] KubeconfigError),
+    #[error("cannot create the Kubernetes client")]
+    Client(#[source] kube::Error),
 }
 
 impl KubeCluster {
@@ -170,7 +141,7 @@ impl KubeCluster {
         // The client spawns its request buffer's worker onto the runtime it is built in.
         let client = {
             let _guard = runtime.enter();
-            Client::try_from(config).map_err(|e| ConnectError::Client(chain(&e)))?
+            Client::try_from(config).map_err(ConnectError::Client)?
         };
         Ok(Self {
             runtime,
@@ -191,104 +162,10 @@ impl KubeCluster {
     fn classify(&self, error: kube::Error) -> ClusterError {
         classify(&self.url, error)
     }
-}
 
-async fn load_config(connection: &Connection<'_>) -> Result<Config, ConnectError> {
-    let options = KubeConfigOptions {
-        context: connection.context.map(str::to_string),
-        ..KubeConfigOptions::default()
-    };
-    let kubeconfig_error = |e: kube::config::KubeconfigError| ConnectError::Kubeconfig(chain(&e));
-    if let Some(path) = connection.kubeconfig {
-        let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
-        return Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(kubeconfig_error);
-    }
-    match Config::from_kubeconfig(&options).await {
-        Ok(config) => Ok(config),
-        // kubectl falls back to the pod's service account only when no kubeconfig exists
-        // and no context was asked for.
-        Err(error) if connection.context.is_none() => {
-            Config::incluster().map_err(|_| ConnectError::NoConfig(chain(&error)))
-        }
-        Err(error) => Err(kubeconfig_error(error)),
-    }
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn classify(url: &str, error: kube::Error) -> ClusterError {
-    if let kube::Error::Api(status) = error {
-        return from_status(&status);
-    }
-    let mut kinds = Vec::new();
-    // The innermost cause says what happened ("Connection refused"); the layers above it are
-    // kube's and hyper's plumbing.
-    let mut innermost: &dyn std::error::Error = &error;
-    let mut source: Option<&dyn std::error::Error> = Some(&error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<io::Error>() {
-            kinds.push(io.kind());
-        }
-        innermost = cause;
-        source = cause.source();
-    }
-    let detail = innermost.to_string();
-    let url = url.to_string();
-    if kinds.contains(&io::ErrorKind::TimedOut) || chain(&error).contains("timed out") {
-        ClusterError::Timeout { url, detail }
-    } else if kinds.iter().any(|kind| {
-        matches!(
-            kind,
-            io::ErrorKind::ConnectionRefused
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::NotFound
-                | io::ErrorKind::HostUnreachable
-                | io::ErrorKind::NetworkUnreachable
-        )
-    }) || matches!(error, kube::Error::HyperError(_) | kube::Error::Service(_))
-    {
-        ClusterError::Unreachable { url, detail }
-    } else {
-        ClusterError::Other(chain(&error))
-    }
-}
-
-fn from_status(status: &Status) -> ClusterError {
-    ClusterError::Status {
-        code: status.code,
-        reason: status.reason.clone(),
-        message: status.message.clone(),
-        causes: status
-            .details
-            .iter()
-            .flat_map(|details| &details.causes)
-            .map(|cause| (cause.field.clone(), cause.message.clone()))
-            .collect(),
-    }
-}
-
-fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
-    serde_json::to_value(object).map_err(|e| ClusterError::Other(e.to_string()))
-}
-
-impl Cluster for KubeCluster {
-    fn discover(
+    /// The resource serving `kind` in `group` (at `version`, or the preferred one), from the
+    /// cluster's discovery.
+    pub fn discover(
         &self,
         group: &str,
         version: Option<&str>,
@@ -307,13 +184,16 @@ impl Cluster for KubeCluster {
                     .map(|group| group.recommended_kind(kind)),
             }
         });
-        let unknown = || ClusterError::UnknownKind {
-            api_version: match version {
-                Some(version) if group.is_empty() => version.to_string(),
-                Some(version) => format!("{group}/{version}"),
-                None => group.to_string(),
+        let unknown = || ClusterError {
+            problem: Problem::UnknownKind {
+                api_version: match version {
+                    Some(version) if group.is_empty() => version.to_string(),
+                    Some(version) => format!("{group}/{version}"),
+                    None => group.to_string(),
+                },
+                kind: kind.to_string(),
             },
-            kind: kind.to_string(),
+            source: None,
         };
         match found {
             Ok(Some((api, capabilities))) => Ok(Resource {
@@ -328,7 +208,8 @@ impl Cluster for KubeCluster {
         }
     }
 
-    fn apply(
+    /// Server-side apply of `body`; the object as the server stored (or would store) it.
+    pub fn apply(
         &self,
         target: &Target,
         body: &Value,
@@ -342,7 +223,8 @@ impl Cluster for KubeCluster {
         to_value(applied)
     }
 
-    fn get(&self, target: &Target) -> Result<Option<Value>, ClusterError> {
+    /// The live object, or `None` when it does not exist.
+    pub fn get(&self, target: &Target) -> Result<Option<Value>, ClusterError> {
         let api = self.api(&target.resource, target.namespace.as_deref());
         self.runtime
             .block_on(api.get_opt(&target.name))
@@ -351,7 +233,9 @@ impl Cluster for KubeCluster {
             .transpose()
     }
 
-    fn list(
+    /// The objects of `resource` in `namespace` (all namespaces when `None`) that `params`
+    /// select.
+    pub fn list(
         &self,
         resource: &Resource,
         namespace: Option<&str>,
@@ -365,7 +249,8 @@ impl Cluster for KubeCluster {
             .items)
     }
 
-    fn delete(&self, target: &Target, dry_run: bool) -> Result<(), ClusterError> {
+    /// Deletes the object; its dependents are collected in the background, as kubectl does.
+    pub fn delete(&self, target: &Target, dry_run: bool) -> Result<(), ClusterError> {
         let api = self.api(&target.resource, target.namespace.as_deref());
         let params = DeleteParams {
             dry_run,
@@ -383,17 +268,90 @@ impl Cluster for KubeCluster {
     }
 }
 
+async fn load_config(connection: &Connection<'_>) -> Result<Config, ConnectError> {
+    let options = KubeConfigOptions {
+        context: connection.context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    if let Some(path) = connection.kubeconfig {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(ConnectError::Kubeconfig)?;
+        return Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(ConnectError::Kubeconfig);
+    }
+    match Config::from_kubeconfig(&options).await {
+        Ok(config) => Ok(config),
+        // kubectl falls back to the pod's service account only when no kubeconfig exists
+        // and no context was asked for.
+        Err(error) if connection.context.is_none() => {
+            Config::incluster().map_err(|_| ConnectError::NoConfig(error))
+        }
+        Err(error) => Err(ConnectError::Kubeconfig(error)),
+    }
+}
+
+fn classify(url: &str, error: kube::Error) -> ClusterError {
+    let error = match error {
+        // The status is the whole answer: its fields make the line, nothing is left to add.
+        kube::Error::Api(status) => {
+            return ClusterError {
+                problem: Problem::Status(status),
+                source: None,
+            };
+        }
+        error => error,
+    };
+    // What happened is said deep in the chain ("Connection refused"); the layers above it are
+    // kube's and hyper's plumbing.
+    let mut kinds = Vec::new();
+    let mut timed_out = false;
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            kinds.push(io.kind());
+        }
+        timed_out |= cause.to_string().contains("timed out");
+        source = cause.source();
+    }
+    let url = url.to_string();
+    let problem = if timed_out || kinds.contains(&io::ErrorKind::TimedOut) {
+        Problem::Timeout { url }
+    } else if kinds.iter().any(|kind| {
+        matches!(
+            kind,
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::NotFound
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::NetworkUnreachable
+        )
+    }) || matches!(error, kube::Error::HyperError(_) | kube::Error::Service(_))
+    {
+        Problem::Unreachable { url }
+    } else {
+        Problem::Other
+    };
+    ClusterError {
+        problem,
+        source: Some(Box::new(error)),
+    }
+}
+
+fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {
+    serde_json::to_value(object).map_err(|error| ClusterError {
+        problem: Problem::Other,
+        source: Some(Box::new(kube::Error::SerdeError(error))),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::core::response::{StatusCause, StatusDetails};
 
-    fn status(code: u16, reason: &str, message: &str) -> ClusterError {
-        ClusterError::Status {
-            code,
-            reason: reason.into(),
-            message: message.into(),
-            causes: Vec::new(),
-        }
+    fn status(code: u16, reason: &str, message: &str) -> Problem {
+        Problem::Status(Status::failure(message, reason).with_code(code).boxed())
     }
 
     #[test]
@@ -415,12 +373,23 @@ mod tests {
                 .to_string()
                 .ends_with("--force-conflicts to take over these fields")
         );
-        let invalid = ClusterError::Status {
-            code: 422,
-            reason: "Invalid".into(),
-            message: "StatefulSet.apps \"x\" is invalid".into(),
-            causes: vec![("spec.replicas".into(), "must be >= 0".into())],
-        };
+        let invalid = Problem::Status(
+            Status::failure("StatefulSet.apps \"x\" is invalid", "Invalid")
+                .with_code(422)
+                .with_details(StatusDetails {
+                    name: "x".into(),
+                    group: "apps".into(),
+                    kind: "StatefulSet".into(),
+                    uid: String::new(),
+                    causes: vec![StatusCause {
+                        reason: "FieldValueInvalid".into(),
+                        message: "must be >= 0".into(),
+                        field: "spec.replicas".into(),
+                    }],
+                    retry_after_seconds: 0,
+                })
+                .boxed(),
+        );
         assert_eq!(
             invalid.to_string(),
             "invalid (422): spec.replicas: must be >= 0"

@@ -3,9 +3,13 @@
 //! ApplySet so a later `--prune` deletes exactly what this tool applied and no longer renders,
 //! and `--wait` for StatefulSets to roll out.
 //!
-//! [`changes`] decides what is sent without a cluster; [`wait`] and [`diff`] are pure functions
-//! of observed objects; [`cluster`] is the only code that talks to an API server, behind the
-//! [`Cluster`] trait so everything else is tested against a fake.
+//! [`cluster`] is the only code that talks to an API server (kube's `Client`). The rest uses
+//! kube's client-free types only (`kube::core`, `kube::ResourceExt`, `kube::api::{ApiResource,
+//! DynamicObject, ListParams, Patch, PatchParams}`): [`changes`] decides what is sent without
+//! a cluster, [`wait`] and [`diff`] judge observed objects, and this module strings them
+//! together with the cluster's requests. The pure parts are unit-tested beside their code; the requests
+//! and what the user sees are tested end to end against a fake API server
+//! (`tests/integration/apply.rs`).
 
 pub mod changes;
 pub mod cluster;
@@ -13,26 +17,32 @@ pub mod diff;
 pub mod wait;
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::time::Duration;
 
 use kube::ResourceExt as _;
 use kube::api::ListParams;
 
 use changes::{Changes, FIELD_MANAGER, GroupKind, PART_OF, Target};
-pub use cluster::{Cluster, ClusterError};
+pub use cluster::{ClusterError, KubeCluster, Problem};
 use wait::{Readiness, WaitSettings};
 
 use crate::model::object::ObjectId;
 use crate::output::{self, OutputError};
 
-/// Why an apply, prune, wait or diff stopped. Each reads as one line naming the object.
+/// Why an apply, prune, wait or diff stopped. The message is one line naming the object; the
+/// client's error, when it says more (an unreachable server), is its source.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("cannot {action} {object}: {error}")]
+    /// A [`ClusterError`] taken apart: its problem joins this line and its source is this
+    /// error's, so the chain shows each exactly once.
+    #[error("cannot {action} {object}: {problem}")]
     Cluster {
         action: &'static str,
         object: String,
-        error: ClusterError,
+        problem: Problem,
+        #[source]
+        source: Option<Box<kube::Error>>,
     },
     #[error(
         "{object} exists but is not managed by {FIELD_MANAGER} (tooling: {tooling}); refusing to take over its set"
@@ -43,18 +53,24 @@ pub enum ApplyError {
         timeout: Duration,
         not_ready: Vec<String>,
     },
-    #[error("cannot build the request for {object}: {error}")]
-    Request { object: String, error: String },
+    #[error("cannot build the request for {object}")]
+    Request {
+        object: String,
+        #[source]
+        source: kube::core::request::Error,
+    },
     #[error(transparent)]
     Output(#[from] OutputError),
 }
 
 impl ApplyError {
-    fn cluster(action: &'static str, target: &Target, error: ClusterError) -> Self {
+    fn cluster(action: &'static str, object: &dyn fmt::Display, error: ClusterError) -> Self {
+        let ClusterError { problem, source } = error;
         ApplyError::Cluster {
             action,
-            object: target.to_string(),
-            error,
+            object: object.to_string(),
+            problem,
+            source,
         }
     }
 }
@@ -82,7 +98,7 @@ pub trait Reporter {
 
 /// Each step's target; kinds the host does not know are looked up in the cluster's discovery
 /// before anything is sent, so a missing CRD stops the apply before it starts.
-fn resolve(cluster: &impl Cluster, changes: &Changes) -> Result<Vec<Target>, ApplyError> {
+fn resolve(cluster: &KubeCluster, changes: &Changes) -> Result<Vec<Target>, ApplyError> {
     changes
         .steps
         .iter()
@@ -102,10 +118,11 @@ fn resolve(cluster: &impl Cluster, changes: &Changes) -> Result<Vec<Target>, App
         .collect()
 }
 
-/// Applies `changes`: the ApplySet parent (listing old and new group-kinds, so an interrupted
-/// run can still be pruned), every object in install order, then the prune, then the wait.
+/// Applies `changes`: every object in install order with the ApplySet parent at
+/// [`Changes::parent_position`] (listing old and new group-kinds, so an interrupted run can
+/// still be pruned), then the prune, then the wait.
 pub fn apply(
-    cluster: &impl Cluster,
+    cluster: &KubeCluster,
     changes: &Changes,
     options: &Options,
     reporter: &mut dyn Reporter,
@@ -182,7 +199,7 @@ pub fn apply(
 /// Deletes the members of the set, of any group-kind it ever contained, that `changes` no longer
 /// renders. Only objects labelled with this set's id are candidates.
 fn prune(
-    cluster: &impl Cluster,
+    cluster: &KubeCluster,
     changes: &Changes,
     targets: &[Target],
     group_kinds: &BTreeSet<GroupKind>,
@@ -203,14 +220,11 @@ fn prune(
             None => match cluster.discover(&group_kind.group, None, &group_kind.kind) {
                 Ok(resource) => resource,
                 // The kind is gone from the cluster (its CRD deleted), and its objects with it.
-                Err(ClusterError::UnknownKind { .. }) => continue,
-                Err(error) => {
-                    return Err(ApplyError::Cluster {
-                        action: "find",
-                        object: group_kind.to_string(),
-                        error,
-                    });
-                }
+                Err(ClusterError {
+                    problem: Problem::UnknownKind { .. },
+                    ..
+                }) => continue,
+                Err(error) => return Err(ApplyError::cluster("find", group_kind, error)),
             },
         };
         let namespace = resource
@@ -219,11 +233,7 @@ fn prune(
             .flatten();
         let listed = cluster
             .list(&resource, namespace, &selector)
-            .map_err(|error| ApplyError::Cluster {
-                action: "list",
-                object: group_kind.to_string(),
-                error,
-            })?;
+            .map_err(|error| ApplyError::cluster("list", group_kind, error))?;
         for object in changes::prune_candidates(&applyset.id, group_kind, &listed, &rendered) {
             let target = Target {
                 resource: resource.clone(),
@@ -256,10 +266,10 @@ pub fn describe(changes: &Changes, options: &Options) -> Result<String, ApplyErr
 
     let mut text = String::new();
     for (target, body) in requests {
-        let request = changes::describe_apply(&target, body, &params).map_err(|error| {
+        let request = changes::describe_apply(&target, body, &params).map_err(|source| {
             ApplyError::Request {
                 object: target.to_string(),
-                error: error.to_string(),
+                source,
             }
         })?;
         let document = output::yaml_document(body).map_err(|source| OutputError::Yaml {
@@ -279,9 +289,9 @@ pub struct ObjectDiff {
 }
 
 /// `diff`: each object as the cluster has it against what a server-side dry run of the apply
-/// returns; objects without differences are left out. Conflicts are forced, as `kubectl diff`
-/// does, to show the result rather than the conflict.
-pub fn diff(cluster: &impl Cluster, changes: &Changes) -> Result<Vec<ObjectDiff>, ApplyError> {
+/// returns; objects without differences are left out. Conflicts are forced (`kubectl diff`
+/// needs `--force-conflicts` for that) so the diff shows the result rather than a conflict.
+pub fn diff(cluster: &KubeCluster, changes: &Changes) -> Result<Vec<ObjectDiff>, ApplyError> {
     let targets = resolve(cluster, changes)?;
     let params = changes::patch_params(true, true);
     let mut diffs = Vec::new();
@@ -307,6 +317,45 @@ pub fn diff(cluster: &impl Cluster, changes: &Changes) -> Result<Vec<ObjectDiff>
 }
 
 #[cfg(test)]
-mod fake;
-#[cfg(test)]
-mod tests;
+mod tests {
+    use super::changes::tests::{NS, placed, rendered};
+    use super::*;
+
+    #[test]
+    fn client_dry_run_describes_each_request_in_order() {
+        let mut objects = rendered();
+        objects.push(placed("example.com/v1", "Widget", "w", true));
+        let changes = Changes::new(&objects, NS, "mathison");
+        let text = describe(&changes, &Options::default()).expect("describe");
+        let requests: Vec<&str> = text.lines().filter(|l| l.starts_with("# ")).collect();
+        assert_eq!(
+            requests,
+            [
+                "# PATCH /api/v1/namespaces/mathison-system/secrets/applyset-mathison?&fieldManager=mathison-host (application/apply-patch+yaml)",
+                "# PATCH /api/v1/namespaces/mathison-system/configmaps/config?&fieldManager=mathison-host (application/apply-patch+yaml)",
+                "# PATCH /api/v1/namespaces/mathison-system/services/db?&fieldManager=mathison-host (application/apply-patch+yaml)",
+                "# PATCH /apis/apps/v1/namespaces/mathison-system/statefulsets/db?&fieldManager=mathison-host (application/apply-patch+yaml)",
+                // A kind the host does not know gets kube's guessed plural.
+                "# PATCH /apis/example.com/v1/namespaces/mathison-system/widgets/w?&fieldManager=mathison-host (application/apply-patch+yaml)",
+            ]
+        );
+        assert!(text.contains(&format!("{PART_OF}: {}", changes.applyset.id)));
+        let group_kinds = "ConfigMap,Service,StatefulSet.apps,Widget.example.com";
+        assert!(
+            text.contains(&format!("{}: {group_kinds}", changes::CONTAINS_GROUP_KINDS)),
+            "{text}"
+        );
+        let forced = describe(
+            &changes,
+            &Options {
+                force_conflicts: true,
+                ..Options::default()
+            },
+        )
+        .expect("describe");
+        assert!(
+            forced.contains("?&force=true&fieldManager=mathison-host "),
+            "{forced}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use kube::api::{ApiResource, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use super::changes::{Resource, Target};
-use super::cluster::Cluster;
+use super::cluster::KubeCluster;
 use super::{ApplyError, Reporter};
 
 /// Whether an object is ready, and if not, what it is waiting for.
@@ -160,7 +160,7 @@ pub struct WaitSettings {
 /// Polls until every StatefulSet among `targets` is ready and its claims are bound, or the
 /// timeout passes; then names each object still waiting and why.
 pub fn wait_ready(
-    cluster: &impl Cluster,
+    cluster: &KubeCluster,
     targets: &[Target],
     settings: WaitSettings,
     reporter: &mut dyn Reporter,
@@ -217,7 +217,7 @@ fn sibling(target: &Target, kind: &str, name: String) -> Target {
     }
 }
 
-fn check(cluster: &impl Cluster, target: &Target) -> Result<Readiness, ApplyError> {
+fn check(cluster: &KubeCluster, target: &Target) -> Result<Readiness, ApplyError> {
     let fetched = |target: &Target| {
         cluster
             .get(target)
@@ -243,7 +243,7 @@ fn check(cluster: &impl Cluster, target: &Target) -> Result<Readiness, ApplyErro
 
 /// `target: <why>` with what its pods and events say, best effort: a failure to read them
 /// must not hide the timeout itself.
-fn explain(cluster: &impl Cluster, target: &Target, last: Option<&Readiness>) -> String {
+fn explain(cluster: &KubeCluster, target: &Target, last: Option<&Readiness>) -> String {
     let mut reasons = vec![match last {
         Some(Readiness::Pending(reason)) => reason.clone(),
         _ => "not checked".into(),
@@ -274,7 +274,7 @@ fn explain(cluster: &impl Cluster, target: &Target, last: Option<&Readiness>) ->
     format!("{target}: {}", reasons.join("; "))
 }
 
-fn warning_for(cluster: &impl Cluster, target: &Target) -> Option<String> {
+fn warning_for(cluster: &KubeCluster, target: &Target) -> Option<String> {
     let params = ListParams::default().fields(&format!(
         "involvedObject.kind={},involvedObject.name={}",
         target.resource.api.kind, target.name
