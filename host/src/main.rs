@@ -15,8 +15,15 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
+            // Some libraries (kube, hyper) repeat their source in their own message; a cause
+            // the line above already said is not printed again.
+            let mut above = error.to_string();
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !above.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                above = text;
             }
             ExitCode::FAILURE
         }

@@ -78,7 +78,7 @@ fn as_json(described: &Described) -> anyhow::Result<Value> {
         "file": loaded.path,
         "size": loaded.size,
         "sha256": sha256_of(&loaded.path)?,
-        "wit": format!("{}@{}", contract::WIT_PACKAGE, contract::WIT_VERSION),
+        "wit": format!("{}@{}", contract::WIT_PACKAGE, loaded.wit_version),
         "kinds": info.kinds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "defaults": parse(&info.name, "default config", &info.default_config)?,
         "schema": described.schema.root(),
@@ -104,7 +104,7 @@ fn as_text(described: &Described) -> anyhow::Result<String> {
         out,
         "wit:         {}@{}",
         contract::WIT_PACKAGE,
-        contract::WIT_VERSION
+        loaded.wit_version
     )?;
     writeln!(out, "kinds:")?;
     for kind in &info.kinds {

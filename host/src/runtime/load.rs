@@ -130,10 +130,11 @@ impl Runtime {
             outcome,
             CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
         );
-        let pre = self.prepare(path, &component)?;
+        let (pre, wit_version) = self.prepare(path, &component)?;
         Ok(LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
+            wit_version,
             cache: outcome,
             cache_entry: cache_entry.filter(|_| holds_code),
             cached_info,
@@ -162,13 +163,14 @@ impl Runtime {
         Ok((artifact, component))
     }
 
-    /// Checks a compiled plugin against the world and links it.
+    /// Checks a compiled plugin against the world and links it; returns it with the version of
+    /// the contract it was built against.
     fn prepare(
         &self,
         path: &Path,
         component: &Component,
-    ) -> Result<bindings::PluginPre<SandboxState>, LoadError> {
-        check_world(path, component, &self.engine, WIT_VERSION)?;
+    ) -> Result<(bindings::PluginPre<SandboxState>, WitVersion), LoadError> {
+        let wit_version = check_world(path, component, &self.engine, WIT_VERSION)?;
         let instance_pre =
             self.linker
                 .instantiate_pre(component)
@@ -177,11 +179,12 @@ impl Runtime {
                     import: first_unsatisfied_import(&e.to_string()),
                     source: e.into(),
                 })?;
-        bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             path: path.to_owned(),
             found: "does not match the world".to_string(),
             source: Some(e.into()),
-        })
+        })?;
+        Ok((pre, wit_version))
     }
 
     /// Compiles the plugin at `path` and writes the artifact, with the plugin's `info`, beside
@@ -190,13 +193,15 @@ impl Runtime {
     pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
         let (bytes, identity) = self.read(path)?;
         let (artifact, component) = self.compile(path, &bytes)?;
+        let (pre, wit_version) = self.prepare(path, &component)?;
         let plugin = LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
+            wit_version,
             cache: CacheOutcome::Disabled,
             cache_entry: None,
             cached_info: None,
-            pre: self.prepare(path, &component)?,
+            pre,
         };
         let info = self.info(&plugin).map_err(|error| PrecompileError::Call {
             path: path.to_owned(),
@@ -294,14 +299,16 @@ fn served_versions(served: &WitVersion) -> String {
 /// Checks the component's imports and exports against the world, for a clear error before
 /// linking says something obscure. Each import of the contract's package must name a version
 /// `served` serves; wasmtime's linker then resolves it to the host's own, as it matches
-/// versions of one series.
+/// versions of one series. Returns the newest version the plugin imports: the one it was built
+/// against (`served` if it imports nothing of the package).
 fn check_world(
     path: &Path,
     component: &Component,
     engine: &Engine,
     served: WitVersion,
-) -> Result<(), LoadError> {
+) -> Result<WitVersion, LoadError> {
     let ty = component.component_type();
+    let mut built_against: Option<WitVersion> = None;
     let package = format!("{WIT_PACKAGE}/");
     for (name, _) in ty.imports(engine) {
         let Some(interface) = name.strip_prefix(&package) else {
@@ -310,12 +317,15 @@ fn check_world(
         let version = interface
             .split_once('@')
             .and_then(|(_, version)| WitVersion::parse(version));
-        if !version.is_some_and(|version| served.serves(version)) {
-            return Err(LoadError::WrongWitVersion {
-                path: path.to_owned(),
-                found: name.to_string(),
-                served,
-            });
+        match version.filter(|version| served.serves(*version)) {
+            Some(version) => built_against = built_against.max(Some(version)),
+            None => {
+                return Err(LoadError::WrongWitVersion {
+                    path: path.to_owned(),
+                    found: name.to_string(),
+                    served,
+                });
+            }
         }
     }
     let exports: Vec<String> = ty
@@ -337,7 +347,7 @@ fn check_world(
             source: None,
         });
     }
-    Ok(())
+    Ok(built_against.unwrap_or(served))
 }
 
 /// Pulls the import name out of wasmtime's "component imports instance `x`, but ..." message:
@@ -369,7 +379,7 @@ mod tests {
         Component::new(&runtime.engine, bytes).expect("the test component compiles")
     }
 
-    fn check(host: &str, import: &str) -> Result<(), LoadError> {
+    fn check(host: &str, import: &str) -> Result<WitVersion, LoadError> {
         let runtime = Runtime::new(Limits::default(), None, false).expect("runtime");
         let component = component_importing(&runtime, import);
         let served = WitVersion::parse(host).expect("a version");
@@ -378,12 +388,17 @@ mod tests {
 
     #[test]
     fn plugins_built_against_an_earlier_version_of_the_series_pass_the_world_check() {
-        for import in [
-            "mathison:plugin/host@0.1.3",
-            "mathison:plugin/host@0.1.0",
-            "wasi:cli/stdout@0.2.6",
+        for (import, built_against) in [
+            ("mathison:plugin/host@0.1.3", "0.1.3"),
+            ("mathison:plugin/host@0.1.0", "0.1.0"),
+            // Nothing of the package imported: taken as built against the host's own version.
+            ("wasi:cli/stdout@0.2.6", "0.1.3"),
         ] {
-            check("0.1.3", import).expect(import);
+            assert_eq!(
+                check("0.1.3", import).expect(import),
+                WitVersion::parse(built_against).expect("a version"),
+                "{import}"
+            );
         }
     }
 

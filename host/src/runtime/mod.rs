@@ -40,7 +40,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 
-use crate::model::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput};
+use crate::model::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput, WitVersion};
 use crate::untrusted::{escape, shown};
 pub use cache::CacheOutcome;
 pub use load::{LoadError, PrecompileError};
@@ -189,6 +189,9 @@ pub struct Called<T> {
 pub struct LoadedPlugin {
     pub path: PathBuf,
     pub size: u64,
+    /// The version of the contract the plugin was built against (this host's, or an earlier
+    /// one of its series).
+    pub wit_version: WitVersion,
     pub cache: CacheOutcome,
     /// The cache entry holding this plugin's code, where a fresh `info` answer is kept.
     cache_entry: Option<cache::Entry>,
@@ -203,6 +206,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("path", &self.path)
             .field("cache", &self.cache)
             .field("size", &self.size)
+            .field("wit_version", &self.wit_version)
             .finish_non_exhaustive()
     }
 }
