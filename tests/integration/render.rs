@@ -62,6 +62,31 @@ fn customised_render_matches_golden_files() {
     assert_golden("custom", &out);
 }
 
+/// The production values (tests/golden/production-values.yaml): Guaranteed QoS, memory settings
+/// from a bigger limit, server parameters, a long first start, Redis as a queue (noeviction).
+#[test]
+fn production_render_matches_golden_files() {
+    let host = Host::new();
+    let values = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/golden/production-values.yaml"
+    );
+    let out = host.path("out");
+    host.run(&[
+        "render",
+        "-p",
+        POSTGRES,
+        "-p",
+        REDIS,
+        "--values",
+        values,
+        "-o",
+        out.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_golden("production", &out);
+}
+
 #[test]
 fn stdout_is_the_folder_in_install_order_and_byte_identical_across_runs() {
     let host = Host::new();

@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import posixpath
+import re
 import secrets
+import shlex
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from oracle_k8s import (Rendered, USER_OWNED_SECRET, container_env, iter_configmap_mount_files, mount_containing,
-                        only_container, only_statefulset_in, volumes_by_name)
+                        only_container, only_statefulset_in, pod_spec, volumes_by_name)
 from oracle_runtime import (PodRoot, as_server_user, describe, exec_probes, free_loopback_port, give_to_server_user,
-                            run_bounded)
+                            run_bounded, wait_until)
 
 POSTGRES_FILE = "postgres.yaml"
 # The official image's entrypoint contract (docker-library/postgres), not rendered values.
 INITDB_DIR = "/docker-entrypoint-initdb.d"
 START_TIMEOUT_S = 30
+# The extensions the init scripts create; the update-extensions init container must keep them current.
+CREATE_EXTENSION = re.compile(r"CREATE EXTENSION IF NOT EXISTS (\w+);")
 
 
 def pgserver_bin_dir() -> Path:
@@ -47,6 +54,9 @@ class PostgresLayout:
     password_file: str
     password_mount: dict
     init_scripts: dict[str, str]
+    # The container's args: what the entrypoint passes on to `postgres` (`-c name=value`...).
+    server_args: list[str]
+    init_containers: list[dict]
 
     @property
     def volumes(self) -> dict[str, dict]:
@@ -55,6 +65,18 @@ class PostgresLayout:
     @property
     def probes(self) -> dict[str, list[str]]:
         return exec_probes(self.container)
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """name -> value of each `-c name=value` in the container's args."""
+        args = self.server_args
+        assert len(args) % 2 == 0 and all(flag == "-c" for flag in args[::2]), \
+            f"{self.workload.ref}: args should be `-c name=value` pairs, got {args}"
+        return dict(setting.split("=", 1) for setting in args[1::2])
+
+    @property
+    def extensions(self) -> list[str]:
+        return [name for script in self.init_scripts.values() for name in CREATE_EXTENSION.findall(script)]
 
 
 def read_postgres_layout(objects: list[Rendered]) -> PostgresLayout:
@@ -70,7 +92,8 @@ def read_postgres_layout(objects: list[Rendered]) -> PostgresLayout:
         pgdata=env["PGDATA"], data_mount=mount_containing(container, env["PGDATA"])[0],
         password_file=env["POSTGRES_PASSWORD_FILE"],
         password_mount=mount_containing(container, env["POSTGRES_PASSWORD_FILE"])[0],
-        init_scripts=init_scripts)
+        init_scripts=init_scripts, server_args=container.get("args", []),
+        init_containers=pod_spec(workload.obj).get("initContainers", []))
 
 
 def user_secret_key(layout: PostgresLayout) -> str:
@@ -124,15 +147,73 @@ class PostgresServer:
                   f"--pwfile={self.pod.host_path(self.layout.password_file)}",
                   "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8")
 
-    def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir}"
-        self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT_S),
-                  "-o", options, "start")
+    def start(self, *extra_settings: str, wait: bool = True) -> None:
+        """postgres with the rendered args, as the entrypoint passes them, then the oracle's own
+        address, port and socket; `extra_settings` ("name=value") come last and win."""
+        options = [*self.layout.server_args, "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+                   "-k", str(self.socket_dir), *(arg for setting in extra_settings for arg in ("-c", setting))]
+        # pg_ctl hands -o to /bin/sh, hence shell quoting.
+        self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log), *(("-w", "-t", str(START_TIMEOUT_S))
+                  if wait else ("-W",)), "-o", shlex.join(options), "start")
 
     def stop(self) -> None:
         # Fast shutdown is what the image does on SIGINT/SIGTERM from the kubelet.
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", str(START_TIMEOUT_S), "stop",
                   check=False)
+
+    def postmaster_pid(self) -> int:
+        """The running postmaster's pid; a file left by a killed one names a dead process."""
+        path = self.pgdata / "postmaster.pid"
+
+        def live_pid() -> int | None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid = int(path.read_text().split()[0])
+                if alive(pid):
+                    return pid
+            return None
+
+        try:
+            wait_until(lambda: live_pid() is not None, START_TIMEOUT_S, f"a live postmaster in {path}")
+        except TimeoutError as error:
+            raise AssertionError(f"{error}{self.log_tail()}") from None
+        return live_pid()
+
+    def kill_pod(self) -> None:
+        """SIGKILL to the postmaster and all its children at once, as when the container's
+        memory limit or node kills it: nothing gets to clean up or checkpoint."""
+        postmaster = self.postmaster_pid()
+        for pid in [postmaster, *children(postmaster)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not alive(postmaster), START_TIMEOUT_S, "the postmaster's death")
+        # The restarted container is a new PID namespace, where the pid in the lock files names no
+        # process and PostgreSQL ignores them. Here the dead postmaster may linger as a zombie
+        # until something reaps it, and PostgreSQL would take it for a live one: drop them.
+        for lock in [self.pgdata / "postmaster.pid", *self.socket_dir.glob(".s.PGSQL.*.lock")]:
+            lock.unlink()
+
+    def freeze_startup_process(self) -> int:
+        """SIGSTOPs the startup process as soon as it replays WAL (its title says `recovering`),
+        so that the server stays in crash recovery for as long as a test needs; SIGCONT it to
+        finish. Polls /proc without pausing: replaying a few hundred MB takes about a second."""
+        postmaster = self.postmaster_pid()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for pid in children(postmaster):
+                if process_title(pid).startswith("postgres: startup recovering"):
+                    os.kill(pid, signal.SIGSTOP)
+                    return pid
+        raise AssertionError(f"no startup process under postmaster {postmaster}: recovery ended or never began"
+                             + self.log_tail())
+
+    def run_init_container(self, container: dict):
+        """The rendered init container's command, as is, with the pod's PGDATA mapped to the
+        scratch copy and the server binaries on PATH (the image has them there)."""
+        env = {**container_env(container), "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        if "PGDATA" in env:
+            env["PGDATA"] = str(self.pod.host_path(env["PGDATA"]))
+        argv = [*container["command"], *container.get("args", [])]
+        return run_bounded(as_server_user(argv), env=env)
 
     def is_running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.pgdata), "status", check=False).returncode == 0
@@ -152,15 +233,40 @@ class PostgresServer:
             self.psql_as_superuser(self.layout.database, "-f", str(self.pod.host_path(path)))
 
 
+def _stat(pid: int | str) -> list[str]:
+    """/proc/PID/stat after the parenthesised command name: state, parent pid, ...; [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (nothing may reap a daemonised postmaster here)."""
+    return _stat(pid)[:1] not in ([], ["Z"])
+
+
+def children(pid: int) -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _stat(entry.name)[1:2] == [str(pid)]]
+
+
+def process_title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 @contextlib.contextmanager
-def running_postgres(layout: PostgresLayout, pod: PodRoot):
+def running_postgres(layout: PostgresLayout, pod: PodRoot, *extra_settings: str):
     """A PostgreSQL server on a free loopback port, initialised as the image's entrypoint would
     from the rendered layout, stopped on exit."""
     server = PostgresServer(layout, pod, free_loopback_port())
     server.prepare_pod_files()
     give_to_server_user(pod.root)
     server.initdb()
-    server.start()
+    server.start(*extra_settings)
     try:
         server.run_entrypoint_init()
         yield server

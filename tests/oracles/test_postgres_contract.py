@@ -1,17 +1,32 @@
 """Contract: the rendered PostgreSQL settings work on a real PostgreSQL 16 + pgvector."""
 from __future__ import annotations
 
+import os
 import posixpath
+import signal
+import threading
 
 import psycopg
 import pytest
 
-from oracle_postgres import POSTGRES_FILE, PostgresServer, pgserver_bin_dir, read_postgres_layout, running_postgres, user_secret_key
-from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, probe_hosts
+from oracle_k8s import volumes_by_name
+from oracle_postgres import (POSTGRES_FILE, PostgresServer, pgserver_bin_dir, read_postgres_layout, running_postgres,
+                             user_secret_key)
+from oracle_quantity import parse_quantity
+from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, give_to_server_user, probe_hosts, run_bounded, wait_until
 
 # The file these tests read (see conftest.py).
 RENDERED_FILES = (POSTGRES_FILE,)
 CLIENT_BINARIES = ("pg_isready", "psql")
+# pg_isready's exit codes: 0 accepting, 1 rejecting (starting, recovering, stopping), 2 no response.
+PG_ISREADY_REJECTING, PG_ISREADY_NO_RESPONSE = 1, 2
+# Probes that must tolerate a server which is up but not accepting connections yet.
+TOLERANT_PROBES = ("startupProbe", "livenessProbe")
+# Enough WAL after the last checkpoint that crash recovery has real work to replay; the test
+# settings keep a checkpoint from happening in between.
+RECOVERY_ROWS = 200_000
+NO_CHECKPOINT_SETTINGS = ("max_wal_size=4GB", "checkpoint_timeout=1h")
+RECOVERED_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +40,31 @@ def server(layout, make_pod_root):
         yield server
 
 
+def probe_runner(layout, server: PostgresServer, make_pod_root) -> ProbeRunner:
+    real = {name: pgserver_bin_dir() / name for name in CLIENT_BINARIES}
+    return ProbeRunner(make_pod_root("postgres-probes").root, real, server.port, layout.container)
+
+
 @pytest.fixture(scope="module")
 def probes(layout, server, make_pod_root):
-    real = {name: pgserver_bin_dir() / name for name in CLIENT_BINARIES}
-    shim_dir = make_pod_root("postgres-probes").root
-    return ProbeRunner(shim_dir, real, server.port, layout.container)
+    return probe_runner(layout, server, make_pod_root)
 
 
-def connect(server: PostgresServer, password: str) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=server.port, user=server.layout.user, password=password,
+def connect(server: PostgresServer, password: str | None = None) -> psycopg.Connection:
+    return psycopg.connect(host="127.0.0.1", port=server.port, user=server.layout.user,
+                           password=server.password if password is None else password,
                            dbname=server.layout.database, connect_timeout=5, autocommit=True)
+
+
+def pg_isready(server: PostgresServer) -> int:
+    """pg_isready's own verdict on the server's TCP port, apart from the rendered probes."""
+    return run_bounded([str(pgserver_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(server.port)]).returncode
+
+
+def update_extensions_container(layout) -> dict:
+    found = [c for c in layout.init_containers if c["name"] == "update-extensions"]
+    assert len(found) == 1, f"{layout.workload.ref}: no single update-extensions init container"
+    return found[0]
 
 
 def test_pgdata_is_a_subdirectory_of_the_persistent_volume(layout):
@@ -85,10 +115,175 @@ def test_rows_survive_a_restart_and_probes_fail_while_down(layout, server, probe
         connection.execute("INSERT INTO oracle_restart VALUES (1, '[1,2,3]')")
     server.stop()
     try:
-        down = probes.run(layout.probes["readinessProbe"])
-        assert down.returncode != 0, "the readiness probe passed while postgres was stopped"
+        for kind, argv in layout.probes.items():
+            down = probes.run(argv)
+            assert down.returncode != 0, f"the {kind} passed while postgres was stopped"
     finally:
         server.start()
     with connect(server, server.password) as connection:
         rows = connection.execute("SELECT id, embedding::text FROM oracle_restart").fetchall()
         assert rows == [(1, "[1,2,3]")]
+
+
+def test_startup_and_liveness_fail_while_only_the_socket_listens(layout, server, probes):
+    """The entrypoint's temporary server for initdb and the init scripts listens on no TCP
+    address (listen_addresses=''): no probe may pass then, or the kubelet would count the
+    server as up halfway through initialisation."""
+    server.stop()
+    try:
+        server.start("listen_addresses=")
+        assert pg_isready(server) == PG_ISREADY_NO_RESPONSE
+        for kind, argv in layout.probes.items():
+            result = probes.run(argv)
+            assert result.returncode != 0, f"{kind} passed while only the socket listened: {argv}"
+    finally:
+        server.stop()
+        server.start()
+
+
+def test_liveness_passes_during_crash_recovery_and_readiness_does_not(layout, make_pod_root):
+    """kill -9 of the whole server while it writes, then a restart on the same data directory:
+    while it replays WAL, pg_isready says "rejecting connections" (exit 1). Startup and liveness
+    must pass then (a restart would begin recovery again), readiness must not."""
+    assert set(TOLERANT_PROBES) <= set(layout.probes), f"probes: {sorted(layout.probes)}"
+    with running_postgres(layout, make_pod_root("postgres-crash"), *NO_CHECKPOINT_SETTINGS) as server:
+        probes = probe_runner(layout, server, make_pod_root)
+        with connect(server) as connection:
+            connection.execute("CREATE TABLE oracle_wal (id bigserial PRIMARY KEY, filler text)")
+            connection.execute("INSERT INTO oracle_wal (filler) SELECT repeat(md5(i::text), 16) "
+                               "FROM generate_series(1, %s) AS i", (RECOVERY_ROWS,))
+        committed = []
+        writing = threading.Event()
+
+        def write_until_killed() -> None:
+            try:
+                with connect(server) as connection:
+                    while True:
+                        committed.append(connection.execute(
+                            "INSERT INTO oracle_wal (filler) VALUES ('live') RETURNING id").fetchone()[0])
+                        writing.set()
+            except psycopg.OperationalError:
+                return  # the server died under us, as intended
+
+        writer = threading.Thread(target=write_until_killed, daemon=True)
+        writer.start()
+        assert writing.wait(30), "the writer committed nothing"
+        server.kill_pod()
+        writer.join(30)
+        assert not writer.is_alive() and committed
+
+        server.start(*NO_CHECKPOINT_SETTINGS, wait=False)
+        startup_process = server.freeze_startup_process()
+        try:
+            assert pg_isready(server) == PG_ISREADY_REJECTING, "the recovering server should reject connections"
+            for kind in TOLERANT_PROBES:
+                result = probes.run(layout.probes[kind])
+                assert result.returncode == 0, \
+                    f"{kind} failed during crash recovery:\n{result.stdout}{result.stderr}"
+            ready = probes.run(layout.probes["readinessProbe"])
+            assert ready.returncode != 0, "the readiness probe passed during crash recovery"
+        finally:
+            os.kill(startup_process, signal.SIGCONT)
+
+        wait_until(lambda: probes.run(layout.probes["readinessProbe"]).returncode == 0, RECOVERED_TIMEOUT_S,
+                   "readiness after recovery\n" + server.log_tail())
+        for kind, argv in layout.probes.items():
+            assert probes.run(argv).returncode == 0, f"{kind} failed after recovery"
+        log = server.log.read_text()
+        assert "was interrupted" in log and "redo done" in log, f"no crash recovery happened:{server.log_tail()}"
+        with connect(server) as connection:
+            count, last = connection.execute("SELECT count(*), max(id) FROM oracle_wal").fetchone()
+        assert count >= RECOVERY_ROWS + len(committed) and last >= committed[-1], "committed rows were lost"
+
+
+def test_rendered_settings_are_what_the_server_runs_with(layout, server):
+    """Every `-c` the container passes is accepted (postgres refuses unknown names and bad
+    values at start) and is in effect, from the command line, shown as rendered."""
+    assert layout.settings, f"{layout.workload.ref}: no server settings in args"
+    with connect(server) as connection:
+        for name, value in layout.settings.items():
+            shown, source = connection.execute(
+                "SELECT current_setting(name), source FROM pg_settings WHERE name = %s", (name,)).fetchone()
+            assert (shown, source) == (value, "command line"), f"{name}: rendered {value!r}"
+
+
+def test_memory_settings_fit_the_memory_limit_and_shm(layout, server):
+    """What the server runs with, measured against the container's limit and /dev/shm's size:
+    shared_buffers a quarter of the limit, effective_cache_size 50-75 %, every connection's two
+    sorts or hashes within what shared_buffers and /dev/shm leave, and parallel work within /dev/shm."""
+    limit = parse_quantity(layout.container["resources"]["limits"]["memory"])
+    (shm_mount,) = [m for m in layout.container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    shm_volume = volumes_by_name(layout.workload.obj)[shm_mount["name"]]["emptyDir"]
+    assert shm_volume.get("medium") == "Memory"
+    shm = parse_quantity(shm_volume["sizeLimit"])
+    names = ("shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem")
+    with connect(server) as connection:
+        size = {name: connection.execute("SELECT pg_size_bytes(current_setting(%s))", (name,)).fetchone()[0]
+                for name in names}
+        max_connections = int(connection.execute("SHOW max_connections").fetchone()[0])
+    mib = 1024 * 1024
+    assert limit // 4 - mib < size["shared_buffers"] <= limit // 4, size
+    assert limit // 2 <= size["effective_cache_size"] <= limit * 3 // 4, size
+    assert size["shared_buffers"] + shm + 2 * max_connections * size["work_mem"] <= limit, size
+    assert 6 * size["work_mem"] <= shm and size["maintenance_work_mem"] <= shm, size
+
+
+def test_update_extensions_skips_the_first_start(layout, make_pod_root):
+    """On an empty volume the entrypoint initialises; the init container must leave it alone."""
+    pod = make_pod_root("postgres-empty")
+    server = PostgresServer(layout, pod, port=0)  # never started: only its paths are used
+    server.pgdata.mkdir(parents=True)
+    give_to_server_user(pod.root)
+    result = server.run_init_container(update_extensions_container(layout))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any(server.pgdata.iterdir()), "the init container wrote into an empty data directory"
+
+
+def test_update_extensions_creates_and_updates_each_extension(layout, make_pod_root):
+    """The init container, run as rendered before the server: a data directory whose extension
+    is older than the image's (as after a newer image was pulled) is updated, a missing one
+    created, a current one left as it is; and a failing statement fails the container."""
+    container = update_extensions_container(layout)
+    assert layout.extensions, "the init scripts create no extension"
+    with running_postgres(layout, make_pod_root("postgres-extensions")) as server:
+        def versions() -> dict[str, str]:
+            with connect(server) as connection:
+                return dict(connection.execute("SELECT extname, extversion FROM pg_extension").fetchall())
+
+        def run_init_container():
+            server.stop()
+            try:
+                return server.run_init_container(container)
+            finally:
+                server.start()
+
+        with connect(server) as connection:
+            current = dict(connection.execute(
+                "SELECT name, default_version FROM pg_available_extensions WHERE name = ANY(%s)",
+                (layout.extensions,)).fetchall())
+            assert sorted(current) == sorted(layout.extensions), current
+            older = {}
+            for name in layout.extensions:
+                older[name] = connection.execute(
+                    "SELECT source FROM pg_extension_update_paths(%s) WHERE target = %s AND path IS NOT NULL "
+                    "ORDER BY length(path) LIMIT 1", (name, current[name])).fetchone()[0]
+                # What a data directory made with an older image holds.
+                connection.execute("UPDATE pg_extension SET extversion = %s WHERE extname = %s", (older[name], name))
+        assert all(versions()[name] == older[name] for name in layout.extensions)
+        result = run_init_container()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert {name: versions()[name] for name in layout.extensions} == current
+
+        first = layout.extensions[0]
+        with connect(server) as connection:
+            connection.execute(f"DROP EXTENSION {first} CASCADE")
+        result = run_init_container()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert versions()[first] == current[first], "a missing extension was not created"
+        result = run_init_container()
+        assert result.returncode == 0 and versions()[first] == current[first], "not idempotent"
+
+        with connect(server) as connection:
+            connection.execute("UPDATE pg_extension SET extversion = 'no-such-version' WHERE extname = %s", (first,))
+        result = run_init_container()
+        assert result.returncode != 0, "an extension that cannot be updated must fail the init container"

@@ -1,10 +1,10 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Probe, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use mathison_plugin_sdk::testing::{self, context};
 use serde_json::json;
 
-use super::Postgres;
+use super::{Postgres, memory_setting};
 
 fn render(config: serde_json::Value) -> mathison_plugin_sdk::Output {
     testing::render::<Postgres>(&context("mathison-system"), config)
@@ -76,15 +76,9 @@ fn statefulset_follows_the_spec_and_the_hardening() {
     assert_eq!(get(&resources.limits, "cpu"), "1");
     assert_eq!(get(&resources.limits, "memory"), "1Gi");
     let probe = c.startup_probe.as_ref().expect("startup probe");
-    assert!(probe.period_seconds.unwrap_or(10) * probe.failure_threshold.unwrap_or(3) >= 60);
-    let command = c
-        .liveness_probe
-        .as_ref()
-        .and_then(|p| p.exec.as_ref())
-        .and_then(|e| e.command.clone());
     assert_eq!(
-        command.expect("exec").join(" "),
-        "pg_isready -U mathison -d mathison -h 127.0.0.1 -p 5432"
+        (probe.period_seconds, probe.failure_threshold),
+        (Some(10), Some(60))
     );
     let env: Vec<(String, Option<String>)> = c
         .env
@@ -108,6 +102,235 @@ fn statefulset_follows_the_spec_and_the_hardening() {
     let annotations = sts.metadata.annotations.expect("annotations");
     let skipped: Vec<&str> = annotations.values().map(|v| &v[..10]).collect();
     assert_eq!(skipped, ["CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_40"]);
+}
+
+fn probe_command(probe: Option<&Probe>) -> Vec<String> {
+    probe
+        .and_then(|p| p.exec.as_ref())
+        .and_then(|e| e.command.clone())
+        .expect("an exec probe")
+}
+
+#[test]
+fn liveness_tolerates_a_recovering_server_and_readiness_does_not() {
+    let pod = statefulset(&render(json!({})))
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let c = &pod.containers[0];
+    let pg_isready = "pg_isready -U mathison -d mathison -h 127.0.0.1 -p 5432";
+    // Exit 1 is "rejecting connections" (starting, recovering): not a reason to kill it.
+    let alive = ["sh", "-c", &format!("{pg_isready}; [ $? -le 1 ]")].map(str::to_owned);
+    assert_eq!(probe_command(c.liveness_probe.as_ref()), alive);
+    assert_eq!(probe_command(c.startup_probe.as_ref()), alive);
+    assert_eq!(
+        probe_command(c.readiness_probe.as_ref()).join(" "),
+        pg_isready
+    );
+}
+
+#[test]
+fn startup_timeout_is_rounded_up_to_whole_periods() {
+    let out = render(json!({"startupTimeoutSeconds": 95}));
+    let pod = statefulset(&out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let probe = pod.containers[0]
+        .startup_probe
+        .clone()
+        .expect("startup probe");
+    assert_eq!(
+        (probe.period_seconds, probe.failure_threshold),
+        (Some(10), Some(10))
+    );
+}
+
+/// The container's `-c name=value` arguments as (name, value).
+fn server_settings(out: &mathison_plugin_sdk::Output) -> Vec<(String, String)> {
+    let pod = statefulset(out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let args = pod.containers[0].args.clone().expect("args");
+    args.chunks(2)
+        .map(|pair| {
+            assert_eq!(pair[0], "-c", "{args:?}");
+            let (name, value) = pair[1].split_once('=').expect("name=value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn memory_settings_follow_the_limit_and_shm() {
+    assert_eq!(
+        server_settings(&render(json!({}))),
+        settings(&[
+            ("effective_cache_size", "768MB"),
+            ("maintenance_work_mem", "128MB"),
+            ("max_connections", "50"),
+            ("shared_buffers", "256MB"),
+            ("work_mem", "5MB"),
+        ])
+    );
+    // 4Gi with 1Gi of /dev/shm leaves 2048 MiB: work_mem 2048/100, maintenance 2048/4 = 1024/2.
+    let big = render(json!({"resources": {"limits": {"memory": "4Gi"}}, "shmSize": "1Gi"}));
+    assert_eq!(
+        server_settings(&big),
+        settings(&[
+            ("effective_cache_size", "3GB"),
+            ("maintenance_work_mem", "512MB"),
+            ("max_connections", "50"),
+            ("shared_buffers", "1GB"),
+            ("work_mem", "20MB"),
+        ])
+    );
+    // A small /dev/shm bounds what parallel queries and parallel VACUUM may put there.
+    let small_shm = render(json!({"resources": {"limits": {"memory": "4Gi"}}, "shmSize": "64Mi"}));
+    let small = server_settings(&small_shm);
+    assert!(
+        small.contains(&("work_mem".to_owned(), "8MB".to_owned())),
+        "{small:?}"
+    );
+    assert!(
+        small.contains(&("maintenance_work_mem".to_owned(), "32MB".to_owned())),
+        "{small:?}"
+    );
+}
+
+#[test]
+fn memory_settings_are_written_in_the_unit_postgres_shows() {
+    let shown: Vec<String> = [5, 1024, 1536, 3072, 1024 * 1024, 0]
+        .into_iter()
+        .map(memory_setting)
+        .collect();
+    assert_eq!(shown, ["5MB", "1GB", "1536MB", "3GB", "1TB", "0MB"]);
+}
+
+#[test]
+fn parameters_override_the_derived_settings_and_reach_the_init_container() {
+    let out = render(json!({"parameters": {
+        "exit_on_error": false,
+        "max_connections": 80,
+        "random_page_cost": 1.1,
+        "jit": false,
+        "log_min_duration_statement": "500ms",
+        "pg_stat_statements.track": "all",
+    }}));
+    let got = server_settings(&out);
+    for expected in [
+        ("max_connections", "80"),
+        ("random_page_cost", "1.1"),
+        ("jit", "off"),
+        ("log_min_duration_statement", "500ms"),
+        ("pg_stat_statements.track", "all"),
+        ("shared_buffers", "256MB"),
+    ] {
+        assert!(
+            got.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} in {got:?}"
+        );
+    }
+    assert_eq!(
+        got.iter().filter(|(n, _)| n == "max_connections").count(),
+        1
+    );
+    let pod = statefulset(&out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let init = &pod.init_containers.expect("init containers")[0];
+    let command = init.command.clone().expect("command");
+    assert_eq!(command[3], "update-extensions", "$0 of the script");
+    assert_eq!(
+        command[4..],
+        pod.containers[0].args.clone().expect("args")[..]
+    );
+    // The script's own exit_on_error comes after "$@", so a parameter cannot turn it off.
+    let script = &command[2];
+    assert!(script.contains("\"$@\" -c exit_on_error=on "), "{script}");
+}
+
+#[test]
+fn guaranteed_qos_sets_requests_to_limits() {
+    let out = render(json!({"guaranteedQoS": true}));
+    let pod = statefulset(&out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let init = &pod.init_containers.clone().expect("init containers")[0];
+    for resources in [&pod.containers[0].resources, &init.resources] {
+        let resources = resources.clone().expect("resources");
+        assert_eq!(resources.requests, resources.limits);
+        assert_eq!(resources.requests.expect("requests")["memory"].0, "1Gi");
+    }
+    let default = statefulset(&render(json!({})))
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let resources = default.containers[0].resources.clone().expect("resources");
+    assert_ne!(resources.requests, resources.limits);
+}
+
+#[test]
+fn extensions_are_created_and_updated_on_every_later_start() {
+    let out = render(json!({"extensions": ["vector", "pg_trgm"]}));
+    let pod = statefulset(&out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let init = &pod.init_containers.expect("init containers")[0];
+    assert_eq!(init.image.as_deref(), Some("pgvector/pgvector:pg16"));
+    let command = init.command.clone().expect("command");
+    assert_eq!(command[..2], ["sh", "-c"]);
+    let script = &command[2];
+    assert!(
+        script.contains("[ -s \"$PGDATA/PG_VERSION\" ] || exit 0\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains(
+            "postgres --single -D \"$PGDATA\" \"$@\" -c exit_on_error=on mathison <<'SQL'\n"
+        ),
+        "{script}"
+    );
+    for extension in ["vector", "pg_trgm"] {
+        assert!(
+            script.contains(&format!(
+                "CREATE EXTENSION IF NOT EXISTS {extension};\nALTER EXTENSION {extension} UPDATE;\n"
+            )),
+            "{script}"
+        );
+    }
+    let mounts: Vec<&str> = init
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(mounts, ["/var/lib/postgresql/data", "/tmp", "/dev/shm"]);
 }
 
 #[test]
@@ -192,6 +415,53 @@ fn bad_values_are_refused_with_their_paths() {
         ["extensions[1]"]
     );
     assert_eq!(paths(json!({"shmSize": "2Gi"})), ["shmSize"]);
+    assert_eq!(paths(json!({"shmSize": "513Mi"})), ["shmSize"]);
+    assert_eq!(
+        paths(
+            json!({"resources": {"limits": {"memory": "100Mi"}, "requests": {"memory": "100Mi"}}, "shmSize": "16Mi"})
+        ),
+        ["resources.limits.memory"]
+    );
+    assert_eq!(
+        paths(json!({"startupTimeoutSeconds": 5})),
+        ["startupTimeoutSeconds"]
+    );
+    assert_eq!(
+        paths(json!({"parameters": {
+            "Shared_Buffers": "1GB",
+            "1work_mem": "4MB",
+            "work-mem": "4MB",
+            "port": 5433,
+            "listen_addresses": "*",
+            "unix_socket_directories": "/tmp",
+            "data_directory": "/tmp",
+            "hba_file": "/tmp/hba",
+            "work_mem": "4MB\nport = 5433",
+            "search_path": "'$user', public",
+            "application_name": "a\\b",
+            "cluster_name": "café",
+            "shared_buffers": "256MB",
+            "random_page_cost": 1.1,
+        }})),
+        [
+            "parameters.1work_mem",
+            "parameters.Shared_Buffers",
+            "parameters.application_name",
+            "parameters.cluster_name",
+            "parameters.data_directory",
+            "parameters.hba_file",
+            "parameters.listen_addresses",
+            "parameters.port",
+            "parameters.search_path",
+            "parameters.unix_socket_directories",
+            "parameters.work-mem",
+            "parameters.work_mem",
+        ]
+    );
+    assert_eq!(
+        paths(json!({"parameters": {"jit": ["off"]}})),
+        ["parameters.jit"]
+    );
     assert_eq!(paths(json!({"clientLabels": null})), ["clientLabels"]);
 }
 
@@ -210,5 +480,23 @@ fn schema_is_complete() {
     assert_eq!(
         schema["properties"]["resources"]["properties"]["limits"]["properties"]["cpu"]["default"],
         "1"
+    );
+    for option in ["guaranteedQoS", "parameters", "startupTimeoutSeconds"] {
+        assert!(
+            schema["properties"][option]["description"].is_string(),
+            "{option}"
+        );
+    }
+    assert!(
+        schema["properties"]["parameters"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("shared_buffers = L/4")),
+        "the derivation is documented"
+    );
+    assert!(
+        schema["properties"]["image"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("@sha256:")),
+        "how to pin a digest"
     );
 }

@@ -43,13 +43,51 @@ pub struct Config {
     /// CPU and memory of the Redis container. `maxmemory` is derived from the memory limit:
     /// 75% of it without persistence, 50% with it (an AOF rewrite forks, and copy-on-write can
     /// double the memory in use), rounded down to whole MiB; e.g. 192mb for 256Mi without
-    /// persistence, 128mb with it. Keys are evicted least-recently-used first (allkeys-lru).
+    /// persistence, 128mb with it. What happens at maxmemory is `maxmemoryPolicy`.
     pub resources: Resources,
+    /// What Redis does when a write would exceed `maxmemory`. `allkeys-lru` (the default) evicts
+    /// the least recently used key, whatever it is: right for a cache, where any key can be
+    /// recomputed. Choose `noeviction` when Redis holds data that must not vanish, such as a job
+    /// queue: BullMQ requires it, since an evicted job or lock is lost silently, whereas
+    /// noeviction refuses the write with an OOM error the application sees. The `volatile-*`
+    /// policies evict only keys with a TTL, and do as noeviction when none has one.
+    pub maxmemory_policy: MaxmemoryPolicy,
     /// Labels that a pod must carry to reach Redis on 6379; the NetworkPolicy refuses every other
     /// pod. A dedicated opt-in label (rather than `app.kubernetes.io/part-of: mathison`, which
     /// PostgreSQL carries too) grants Redis to exactly the pods that need it. Clients must run in
     /// the same namespace.
     pub client_labels: BTreeMap<String, String>,
+}
+
+/// Redis' `maxmemory-policy`, one of its eight eviction policies. The variants carry no doc
+/// comments, so that the schema is a plain string `enum` (see `Config::maxmemory_policy`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaxmemoryPolicy {
+    Noeviction,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl MaxmemoryPolicy {
+    /// The name in redis.conf, as serde writes it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Noeviction => "noeviction",
+            Self::AllkeysLru => "allkeys-lru",
+            Self::AllkeysLfu => "allkeys-lfu",
+            Self::AllkeysRandom => "allkeys-random",
+            Self::VolatileLru => "volatile-lru",
+            Self::VolatileLfu => "volatile-lfu",
+            Self::VolatileRandom => "volatile-random",
+            Self::VolatileTtl => "volatile-ttl",
+        }
+    }
 }
 
 /// The data volume.
@@ -58,7 +96,7 @@ pub struct Config {
 pub struct Persistence {
     /// Keep data across restarts: a ReadWriteOnce volume claim and the append-only file
     /// (fsync every second). When false, data lives in an emptyDir and is lost with the pod,
-    /// with AOF and RDB snapshots off.
+    /// with the AOF off. RDB snapshots are off either way (`save ""`): the AOF is the copy.
     pub enabled: bool,
     /// Size of the volume claim, as a Kubernetes quantity ("1Gi"); used when enabled.
     pub size: Quantity,
@@ -85,6 +123,7 @@ impl Default for Config {
             persistence: Persistence::default(),
             auth: Auth::default(),
             resources: Resources::new("50m", "64Mi", "250m", "256Mi"),
+            maxmemory_policy: MaxmemoryPolicy::AllkeysLru,
             client_labels: BTreeMap::from([(
                 "mathison.dev/redis-client".to_owned(),
                 "true".to_owned(),
@@ -154,10 +193,10 @@ impl Config {
     }
 
     fn redis_conf(&self, maxmemory_mib: i128) -> String {
-        let persistence = if self.persistence.enabled {
+        let aof = if self.persistence.enabled {
             "appendonly yes\nappendfsync everysec\n"
         } else {
-            "appendonly no\nsave \"\"\n"
+            "appendonly no\n"
         };
         format!(
             "# Rendered by the mathison-host redis plugin.\n\
@@ -167,9 +206,13 @@ impl Config {
              protected-mode no\n\
              dir /data\n\
              maxmemory {maxmemory_mib}mb\n\
-             maxmemory-policy allkeys-lru\n\
-             {persistence}",
-            port = PORT.port
+             maxmemory-policy {policy}\n\
+             {aof}\
+             # No RDB snapshots: the AOF, when on, is the copy, and while any `save` rule is set\n\
+             # one failed background save (a full disk) makes Redis refuse every write.\n\
+             save \"\"\n",
+            port = PORT.port,
+            policy = self.maxmemory_policy.as_str(),
         )
     }
 }
@@ -182,7 +225,7 @@ impl Plugin for Redis {
     type Config = Config;
     const NAME: &'static str = NAME;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Redis 7 with LRU eviction and optional AOF persistence as a hardened single-replica StatefulSet.";
+    const DESCRIPTION: &'static str = "Redis 7 with a memory cap, eviction policy and optional AOF persistence as a hardened single-replica StatefulSet.";
 
     fn kinds() -> Vec<KindRef> {
         vec![

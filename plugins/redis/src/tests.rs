@@ -80,6 +80,8 @@ fn default_statefulset_is_persistent_and_hardened() {
         "maxmemory-policy allkeys-lru",
         "appendonly yes",
         "appendfsync everysec",
+        // With the AOF, no RDB snapshots: a failed one would stop writes.
+        "save \"\"",
         "dir /data",
     ] {
         assert!(
@@ -106,6 +108,37 @@ fn without_persistence() {
         assert!(
             conf.lines().any(|l| l == line),
             "{line} missing from\n{conf}"
+        );
+    }
+}
+
+#[test]
+fn eviction_policy_is_an_option() {
+    let out = render(json!({"maxmemoryPolicy": "noeviction"}));
+    let conf = redis_conf(&out);
+    assert!(
+        conf.lines().any(|l| l == "maxmemory-policy noeviction"),
+        "{conf}"
+    );
+    assert_eq!(conf.matches("maxmemory-policy").count(), 1, "{conf}");
+}
+
+#[test]
+fn every_policy_is_written_as_redis_and_the_schema_name_it() {
+    let schema = testing::schema::<Redis>();
+    let names: Vec<String> = schema["properties"]["maxmemoryPolicy"]["enum"]
+        .as_array()
+        .expect("the policies as an enum")
+        .iter()
+        .map(|name| name.as_str().expect("a name").to_owned())
+        .collect();
+    assert_eq!(names.len(), 8, "Redis has eight policies: {names:?}");
+    for name in names {
+        let conf = redis_conf(&render(json!({"maxmemoryPolicy": name})));
+        assert!(
+            conf.lines()
+                .any(|l| l == format!("maxmemory-policy {name}")),
+            "{conf}"
         );
     }
 }
@@ -187,6 +220,14 @@ fn bad_values_are_refused_with_their_paths() {
         ["auth.existingSecret"]
     );
     assert_eq!(paths(json!({"auth": {"password": "x"}})), ["auth.password"]);
+    assert_eq!(
+        paths(json!({"maxmemoryPolicy": "allkeys-lru "})),
+        ["maxmemoryPolicy"]
+    );
+    assert_eq!(
+        paths(json!({"maxmemoryPolicy": "lru"})),
+        ["maxmemoryPolicy"]
+    );
 }
 
 #[test]
