@@ -183,9 +183,20 @@ pub fn scope_of(api_version: &str, kind: &str) -> Scope {
     let group = group_of(api_version);
     BUILTIN_SCOPES
         .iter()
+        .chain(WELL_KNOWN_CUSTOM_SCOPES)
         .find(|(g, k, _)| *g == group && *k == kind)
         .map_or(Scope::Unknown, |(_, _, scope)| *scope)
 }
+
+/// Custom resources that backing services commonly ship, whose scope their project fixes: the
+/// Prometheus Operator's monitoring objects live beside what they monitor. Knowing them lets a
+/// plugin offer a ServiceMonitor without the user opening `--allow-cluster-scoped` for it.
+const WELL_KNOWN_CUSTOM_SCOPES: &[(&str, &str, Scope)] = &[
+    ("monitoring.coreos.com", "PodMonitor", Scope::Namespaced),
+    ("monitoring.coreos.com", "Probe", Scope::Namespaced),
+    ("monitoring.coreos.com", "PrometheusRule", Scope::Namespaced),
+    ("monitoring.coreos.com", "ServiceMonitor", Scope::Namespaced),
+];
 
 /// The API group of an apiVersion: `apps` for `apps/v1`, empty for the core `v1`.
 pub fn group_of(api_version: &str) -> &str {
@@ -302,6 +313,16 @@ mod tests {
         // A custom group reusing a built-in kind's name is not that kind.
         assert_eq!(scope_of("evil.example/v1", "ConfigMap"), Scope::Unknown);
         assert!(Scope::Unknown.may_be_cluster_wide());
+    }
+
+    #[test]
+    fn the_prometheus_operators_monitoring_objects_are_namespaced() {
+        assert_eq!(
+            scope_of("monitoring.coreos.com/v1", "ServiceMonitor"),
+            Scope::Namespaced
+        );
+        // Only in their own group.
+        assert_eq!(scope_of("example.com/v1", "ServiceMonitor"), Scope::Unknown);
     }
 
     #[test]
