@@ -5,43 +5,40 @@ use std::fs;
 use proptest::prelude::*;
 use serde::Deserialize;
 
-use crate::support::{HOSTILE, Host, POSTGRES, REDIS, assert_golden, read_dir};
+use crate::support::{HOSTILE, Host, POSTGRES, REDIS, Run, assert_golden, read_dir};
+
+/// Renders postgres and redis with `args` into a folder and compares it with
+/// `tests/golden/NAME`; returns the run, for its stderr.
+fn render_golden(host: &Host, name: &str, args: &[&str]) -> Run {
+    let out = host.path("out");
+    let mut command = vec!["render", "-p", POSTGRES, "-p", REDIS];
+    command.extend_from_slice(args);
+    command.extend(["-o", out.to_str().expect("utf-8")]);
+    let run = host.run(&command).success();
+    assert_golden(name, &out);
+    run
+}
+
+/// A values file of `tests/golden/`.
+fn golden_values(file: &str) -> String {
+    format!("{}/../tests/golden/{file}", env!("CARGO_MANIFEST_DIR"))
+}
 
 #[test]
 fn default_render_matches_golden_files() {
-    let host = Host::new();
-    let out = host.path("out");
-    host.run(&[
-        "render",
-        "-p",
-        POSTGRES,
-        "-p",
-        REDIS,
-        "-o",
-        out.to_str().expect("utf-8"),
-    ])
-    .success();
-    assert_golden("default", &out);
+    render_golden(&Host::new(), "default", &[]);
 }
 
 #[test]
 fn customised_render_matches_golden_files() {
     let host = Host::new();
-    let values = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/golden/custom-values.yaml"
-    );
     fs::write(host.path("pg-password"), "s3cr3t/p@ss:word\n").expect("write password");
-    let out = host.path("out");
-    let run = host
-        .run(&[
-            "render",
-            "-p",
-            POSTGRES,
-            "-p",
-            REDIS,
+    let run = render_golden(
+        &host,
+        "custom",
+        &[
             "--values",
-            values,
+            &golden_values("custom-values.yaml"),
             "--set",
             "redis.resources.limits.memory=512Mi",
             "--namespace",
@@ -50,41 +47,21 @@ fn customised_render_matches_golden_files() {
             "staging",
             "--secret-input",
             "postgres.postgres-password=file:pg-password",
-            "-o",
-            out.to_str().expect("utf-8"),
-        ])
-        .success();
+        ],
+    );
     assert!(
         !run.stderr.contains("note:"),
         "every connection value was rendered: {}",
         run.stderr
     );
-    assert_golden("custom", &out);
 }
 
 /// The production values (tests/golden/production-values.yaml): Guaranteed QoS, memory settings
 /// from a bigger limit, server parameters, a long first start, Redis as a queue (noeviction).
 #[test]
 fn production_render_matches_golden_files() {
-    let host = Host::new();
-    let values = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/golden/production-values.yaml"
-    );
-    let out = host.path("out");
-    host.run(&[
-        "render",
-        "-p",
-        POSTGRES,
-        "-p",
-        REDIS,
-        "--values",
-        values,
-        "-o",
-        out.to_str().expect("utf-8"),
-    ])
-    .success();
-    assert_golden("production", &out);
+    let values = golden_values("production-values.yaml");
+    render_golden(&Host::new(), "production", &["--values", &values]);
 }
 
 #[test]
