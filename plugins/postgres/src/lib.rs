@@ -117,6 +117,9 @@ pub struct Config {
     /// which Redis carries too) grants the database to exactly the pods that need it. Clients
     /// must run in the same namespace.
     pub client_labels: BTreeMap<String, String>,
+    /// A Prometheus exporter sidecar (postgres_exporter) and its Service port, NetworkPolicy rule
+    /// and optional ServiceMonitor; off by default.
+    pub metrics: metrics::Metrics,
 }
 
 /// The value of a postgresql.conf setting.
@@ -180,6 +183,7 @@ impl Default for Config {
                 "mathison.dev/postgres-client".to_owned(),
                 "true".to_owned(),
             )]),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -308,6 +312,7 @@ impl Config {
             );
         }
         validate::selector(&mut problems, "clientLabels", &self.client_labels);
+        self.metrics.check(&mut problems);
         problems.finish()
     }
 
@@ -394,6 +399,9 @@ impl Plugin for Postgres {
             KindRef::of::<ConfigMap>(),
             KindRef::of::<NetworkPolicy>(),
         ]
+        .into_iter()
+        .chain(metrics::kinds())
+        .collect()
     }
 
     fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
@@ -417,7 +425,7 @@ impl Plugin for Postgres {
             )])),
             ..Default::default()
         });
-        k8s::push_database_network(
+        config.metrics.push_network(
             &mut out,
             ctx,
             k8s::DatabaseNetwork {
@@ -575,6 +583,9 @@ fn stateful_set(
             &[(&config.auth.key, "password")],
         ),
     ];
+    let exporter = metrics::exporter(&config.user, &config.database, "password", PASSWORD_DIR);
+    let sidecar = config.metrics.sidecar(config.guaranteed_qos, exporter);
+    let containers = [container].into_iter().chain(sidecar).collect();
     let security = k8s::pod_security_context(POSTGRES_UID, POSTGRES_UID, POSTGRES_UID);
     // Selector labels only: volume claim templates are immutable, a version label would change.
     let claim = k8s::volume_claim_template(
@@ -594,7 +605,7 @@ fn stateful_set(
             // The image stops with SIGINT (fast shutdown), which ends with a checkpoint.
             pod: PodSpec {
                 init_containers: Some(vec![update_extensions]),
-                ..k8s::hardened_pod_spec(security, 60, vec![container], volumes)
+                ..k8s::hardened_pod_spec(security, 60, containers, volumes)
             },
             volume_claim_templates: vec![claim],
         },
@@ -602,6 +613,8 @@ fn stateful_set(
 }
 
 mathison_plugin_sdk::export_plugin!(Postgres);
+
+mod metrics;
 
 #[cfg(test)]
 mod tests;

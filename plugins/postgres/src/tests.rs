@@ -500,3 +500,208 @@ fn schema_is_complete() {
         "how to pin a digest"
     );
 }
+
+// --- metrics ----------------------------------------------------------------------------------
+
+fn to_json(value: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| panic!("serializes: {e}"))
+}
+
+fn with_metrics(extra: serde_json::Value) -> mathison_plugin_sdk::Output {
+    let mut config = json!({ "metrics": { "enabled": true } });
+    if let (Some(base), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    render(config)
+}
+
+/// The pod's containers by name, as JSON.
+fn containers(out: &mathison_plugin_sdk::Output) -> serde_json::Value {
+    to_json(statefulset(out))["spec"]["template"]["spec"]["containers"].clone()
+}
+
+fn service_monitors(out: &mathison_plugin_sdk::Output) -> Vec<serde_json::Value> {
+    out.objects()
+        .iter()
+        .filter(|o| o.kind == "ServiceMonitor")
+        .map(|o| serde_json::from_str(&o.body).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+#[test]
+fn metrics_are_off_by_default() {
+    let out = render(json!({ "metrics": { "serviceMonitor": { "enabled": true } } }));
+    assert_eq!(containers(&out).as_array().map(Vec::len), Some(1));
+    let service = to_json(testing::object::<Service>(&out, "postgres"));
+    assert_eq!(service["spec"]["ports"].as_array().map(Vec::len), Some(1));
+    let policy = to_json(testing::object::<NetworkPolicy>(&out, "postgres"));
+    assert_eq!(policy["spec"]["ingress"].as_array().map(Vec::len), Some(1));
+    assert!(service_monitors(&out).is_empty());
+}
+
+#[test]
+fn metrics_sidecar_reads_the_password_file_over_loopback() {
+    let out = with_metrics(json!({}));
+    let containers = containers(&out);
+    let (server, exporter) = (&containers[0], &containers[1]);
+    assert_eq!(exporter["name"], "metrics");
+    assert_eq!(
+        exporter["image"],
+        "quay.io/prometheuscommunity/postgres-exporter:v0.20.1"
+    );
+    assert_eq!(exporter.get("command"), None, "the image's entrypoint");
+    assert_eq!(exporter["args"], json!(["--web.listen-address=:9187"]));
+    assert_eq!(
+        exporter["env"],
+        json!([
+            { "name": "DATA_SOURCE_URI", "value": "127.0.0.1:5432/mathison?sslmode=disable" },
+            { "name": "DATA_SOURCE_USER", "value": "mathison" },
+            { "name": "DATA_SOURCE_PASS_FILE", "value": "/etc/postgres-secret/password" },
+        ])
+    );
+    // The same file PostgreSQL's entrypoint reads, from the same volume, read-only.
+    let password_file = server["env"]
+        .as_array()
+        .and_then(|env| env.iter().find(|e| e["name"] == "POSTGRES_PASSWORD_FILE"))
+        .map(|e| e["value"].clone());
+    assert_eq!(password_file, Some(json!("/etc/postgres-secret/password")));
+    assert_eq!(
+        exporter["volumeMounts"],
+        json!([{ "name": "password", "mountPath": "/etc/postgres-secret", "readOnly": true }])
+    );
+    assert_eq!(
+        exporter["ports"],
+        json!([{ "name": "metrics", "containerPort": 9187, "protocol": "TCP" }])
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            exporter[probe]["httpGet"],
+            json!({ "path": "/", "port": "metrics" }),
+            "{probe}"
+        );
+    }
+    assert_eq!(
+        exporter["securityContext"], server["securityContext"],
+        "hardened as PostgreSQL"
+    );
+    assert_eq!(
+        exporter["resources"],
+        json!({
+            "requests": { "cpu": "10m", "memory": "32Mi" },
+            "limits": { "cpu": "100m", "memory": "64Mi" },
+        })
+    );
+}
+
+#[test]
+fn metrics_sidecar_follows_guaranteed_qos() {
+    let out = with_metrics(json!({ "guaranteedQoS": true }));
+    let exporter = &containers(&out)[1];
+    assert_eq!(
+        exporter["resources"]["requests"],
+        exporter["resources"]["limits"]
+    );
+}
+
+#[test]
+fn metrics_port_is_on_the_client_service_and_open_to_scrapers_only() {
+    let out = with_metrics(json!({}));
+    let service = to_json(testing::object::<Service>(&out, "postgres"));
+    assert_eq!(
+        service["spec"]["ports"][1],
+        json!({ "name": "metrics", "port": 9187, "protocol": "TCP", "targetPort": "metrics" })
+    );
+    let headless = to_json(testing::object::<Service>(&out, "postgres-headless"));
+    assert_eq!(headless["spec"]["ports"].as_array().map(Vec::len), Some(1));
+    let policy = to_json(testing::object::<NetworkPolicy>(&out, "postgres"));
+    let default_policy = to_json(testing::object::<NetworkPolicy>(
+        &render(json!({})),
+        "postgres",
+    ));
+    let ingress = &policy["spec"]["ingress"];
+    assert_eq!(
+        ingress[0], default_policy["spec"]["ingress"][0],
+        "5432 is for clients, as without metrics"
+    );
+    assert_eq!(
+        ingress[1],
+        json!({
+            "from": [{
+                "namespaceSelector": {},
+                "podSelector": { "matchLabels": { "app.kubernetes.io/name": "prometheus" } },
+            }],
+            "ports": [{ "port": 9187, "protocol": "TCP" }],
+        })
+    );
+    let out = with_metrics(json!({ "metrics": { "enabled": true, "scrapeFrom": {
+        "namespaceLabels": { "kubernetes.io/metadata.name": "monitoring" },
+        "podLabels": { "app.kubernetes.io/name": "vmagent" },
+    } } }));
+    let policy = to_json(testing::object::<NetworkPolicy>(&out, "postgres"));
+    assert_eq!(
+        policy["spec"]["ingress"][1]["from"],
+        json!([{
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "monitoring" } },
+            "podSelector": { "matchLabels": { "app.kubernetes.io/name": "vmagent" } },
+        }])
+    );
+}
+
+#[test]
+fn service_monitor_selects_the_service_by_its_selector_labels() {
+    let out = render(json!({ "metrics": {
+        "enabled": true,
+        "serviceMonitor": { "enabled": true, "interval": "1m", "labels": { "release": "prom" } },
+    } }));
+    let monitors = service_monitors(&out);
+    assert_eq!(monitors.len(), 1);
+    let monitor = &monitors[0];
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["name"], "postgres");
+    assert_eq!(monitor["metadata"]["namespace"], "mathison-system");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(
+        monitor["metadata"]["labels"]["app.kubernetes.io/component"],
+        "database"
+    );
+    let service = to_json(testing::object::<Service>(&out, "postgres"));
+    assert_eq!(
+        monitor["spec"],
+        json!({
+            "selector": { "matchLabels": service["spec"]["selector"] },
+            "endpoints": [{ "port": "metrics", "path": "/metrics", "interval": "1m" }],
+        })
+    );
+    let object = out
+        .objects()
+        .iter()
+        .find(|o| o.kind == "ServiceMonitor")
+        .expect("envelope");
+    assert_eq!(
+        (object.api_version.as_str(), object.namespace.as_deref()),
+        ("monitoring.coreos.com/v1", Some("mathison-system"))
+    );
+}
+
+#[test]
+fn bad_metrics_values_are_refused_with_their_paths() {
+    let paths =
+        |config| testing::invalid_paths(testing::render::<Postgres>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({ "metrics": {
+            "image": "postgres exporter",
+            "resources": { "limits": { "memory": "16Mi" } },
+            "scrapeFrom": { "namespaceLabels": { "bad key!": "x" }, "podLabels": { "app.kubernetes.io/name": "a b" } },
+            "serviceMonitor": { "interval": "30", "labels": { "release": "a b" } },
+        } })),
+        [
+            "metrics.image",
+            "metrics.resources.limits.memory",
+            "metrics.scrapeFrom.namespaceLabels.bad key!",
+            "metrics.scrapeFrom.podLabels.app.kubernetes.io/name",
+            "metrics.serviceMonitor.interval",
+            "metrics.serviceMonitor.labels.release",
+        ]
+    );
+}

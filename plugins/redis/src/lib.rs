@@ -57,6 +57,9 @@ pub struct Config {
     /// PostgreSQL carries too) grants Redis to exactly the pods that need it. Clients must run in
     /// the same namespace.
     pub client_labels: BTreeMap<String, String>,
+    /// A Prometheus exporter sidecar (redis_exporter) and its Service port, NetworkPolicy rule
+    /// and optional ServiceMonitor; off by default.
+    pub metrics: metrics::Metrics,
 }
 
 /// Redis' `maxmemory-policy`, one of its eight eviction policies. The variants carry no doc
@@ -128,6 +131,7 @@ impl Default for Config {
                 "mathison.dev/redis-client".to_owned(),
                 "true".to_owned(),
             )]),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -177,6 +181,7 @@ impl Config {
             );
         }
         validate::selector(&mut problems, "clientLabels", &self.client_labels);
+        self.metrics.check(&mut problems);
         problems.finish()
     }
 
@@ -234,6 +239,9 @@ impl Plugin for Redis {
             KindRef::of::<ConfigMap>(),
             KindRef::of::<NetworkPolicy>(),
         ]
+        .into_iter()
+        .chain(metrics::kinds())
+        .collect()
     }
 
     fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
@@ -256,7 +264,7 @@ impl Plugin for Redis {
             )])),
             ..Default::default()
         });
-        k8s::push_database_network(
+        config.metrics.push_network(
             &mut out,
             ctx,
             k8s::DatabaseNetwork {
@@ -352,6 +360,14 @@ fn stateful_set(
         volume_mounts: Some(mounts),
         ..Default::default()
     };
+    let password = authenticated.then_some(("password", PASSWORD_DIR));
+    // Guaranteed QoS needs requests equal to limits in every container.
+    let guaranteed = config.resources.requests.cpu == config.resources.limits.cpu
+        && config.resources.requests.memory == config.resources.limits.memory;
+    let sidecar = config
+        .metrics
+        .sidecar(guaranteed, metrics::exporter(password));
+    let containers = [container].into_iter().chain(sidecar).collect();
     let security = k8s::pod_security_context(REDIS_UID, REDIS_GID, REDIS_GID);
     k8s::stateful_set(
         ctx,
@@ -362,13 +378,15 @@ fn stateful_set(
             service_name: HEADLESS.to_owned(),
             annotations: k8s::official_image_checkov_skips(REDIS_UID),
             // Room for the final AOF fsync on SIGTERM.
-            pod: k8s::hardened_pod_spec(security, 60, vec![container], volumes),
+            pod: k8s::hardened_pod_spec(security, 60, containers, volumes),
             volume_claim_templates: claims,
         },
     )
 }
 
 mathison_plugin_sdk::export_plugin!(Redis);
+
+mod metrics;
 
 #[cfg(test)]
 mod tests;

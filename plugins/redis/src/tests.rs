@@ -234,3 +234,141 @@ fn bad_values_are_refused_with_their_paths() {
 fn schema_is_complete() {
     testing::assert_schema_complete::<Redis>();
 }
+
+// --- metrics ----------------------------------------------------------------------------------
+
+fn to_json(value: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| panic!("serializes: {e}"))
+}
+
+fn containers(out: &Output) -> serde_json::Value {
+    let sts: StatefulSet = testing::object(out, "redis");
+    to_json(sts)["spec"]["template"]["spec"]["containers"].clone()
+}
+
+#[test]
+fn metrics_are_off_by_default() {
+    let out = render(json!({}));
+    assert_eq!(containers(&out).as_array().map(Vec::len), Some(1));
+    let service = to_json(testing::object::<Service>(&out, "redis"));
+    assert_eq!(service["spec"]["ports"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn metrics_sidecar_without_a_password_runs_the_exporter_itself() {
+    let out = render(json!({ "metrics": { "enabled": true } }));
+    let containers = containers(&out);
+    let (server, exporter) = (&containers[0], &containers[1]);
+    assert_eq!(exporter["name"], "metrics");
+    assert_eq!(exporter["image"], "oliver006/redis_exporter:v1.88.0-alpine");
+    assert_eq!(exporter.get("command"), None, "the image's entrypoint");
+    assert_eq!(exporter["args"], json!(["--web.listen-address=:9121"]));
+    assert_eq!(
+        exporter["env"],
+        json!([{ "name": "REDIS_ADDR", "value": "redis://127.0.0.1:6379" }])
+    );
+    assert_eq!(exporter.get("volumeMounts"), None);
+    assert_eq!(
+        exporter["ports"],
+        json!([{ "name": "metrics", "containerPort": 9121, "protocol": "TCP" }])
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            exporter[probe]["httpGet"],
+            json!({ "path": "/", "port": "metrics" })
+        );
+    }
+    assert_eq!(exporter["securityContext"], server["securityContext"]);
+    assert_ne!(
+        exporter["resources"]["requests"], exporter["resources"]["limits"],
+        "Burstable like Redis' defaults"
+    );
+    let service = to_json(testing::object::<Service>(&out, "redis"));
+    assert_eq!(
+        service["spec"]["ports"][1],
+        json!({ "name": "metrics", "port": 9121, "protocol": "TCP", "targetPort": "metrics" })
+    );
+    let policy = to_json(testing::object::<NetworkPolicy>(&out, "redis"));
+    let ingress = &policy["spec"]["ingress"];
+    assert_eq!(
+        ingress[0]["ports"],
+        json!([{ "port": 6379, "protocol": "TCP" }])
+    );
+    assert_eq!(
+        ingress[1],
+        json!({
+            "from": [{
+                "namespaceSelector": {},
+                "podSelector": { "matchLabels": { "app.kubernetes.io/name": "prometheus" } },
+            }],
+            "ports": [{ "port": 9121, "protocol": "TCP" }],
+        })
+    );
+}
+
+#[test]
+fn metrics_sidecar_reads_the_password_from_the_mounted_secret() {
+    let out = render(json!({
+        "auth": { "existingSecret": "mathison-secrets" },
+        "metrics": { "enabled": true },
+    }));
+    let exporter = &containers(&out)[1];
+    let command = exporter["command"].as_array().cloned().unwrap_or_default();
+    assert_eq!(command[..2], [json!("sh"), json!("-c")]);
+    let script = command[2].as_str().unwrap_or_default();
+    assert!(
+        script.contains("REDIS_PASSWORD=\"$(cat /etc/redis-secret/password)\""),
+        "{script}"
+    );
+    assert!(script.ends_with("exec /redis_exporter \"$@\""), "{script}");
+    assert_eq!(exporter["args"], json!(["--web.listen-address=:9121"]));
+    assert!(
+        exporter["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().all(|e| e.get("valueFrom").is_none())),
+        "no secret in the pod spec's environment"
+    );
+    assert_eq!(
+        exporter["volumeMounts"],
+        json!([{ "name": "password", "mountPath": "/etc/redis-secret", "readOnly": true }])
+    );
+}
+
+#[test]
+fn metrics_sidecar_keeps_a_guaranteed_pod_guaranteed() {
+    let out = render(json!({
+        "resources": { "requests": { "cpu": "250m", "memory": "256Mi" } },
+        "metrics": { "enabled": true },
+    }));
+    let exporter = &containers(&out)[1];
+    assert_eq!(
+        exporter["resources"]["requests"],
+        exporter["resources"]["limits"]
+    );
+}
+
+#[test]
+fn service_monitor_only_with_metrics() {
+    let monitors = |config| {
+        render(config)
+            .objects()
+            .iter()
+            .filter(|o| o.kind == "ServiceMonitor")
+            .map(|o| serde_json::from_str(&o.body).unwrap_or_else(|e| panic!("{e}")))
+            .collect::<Vec<serde_json::Value>>()
+    };
+    assert!(monitors(json!({ "metrics": { "serviceMonitor": { "enabled": true } } })).is_empty());
+    let found =
+        monitors(json!({ "metrics": { "enabled": true, "serviceMonitor": { "enabled": true } } }));
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0]["spec"],
+        json!({
+            "selector": { "matchLabels": {
+                "app.kubernetes.io/instance": "mathison",
+                "app.kubernetes.io/name": "redis",
+            } },
+            "endpoints": [{ "port": "metrics", "path": "/metrics", "interval": "30s" }],
+        })
+    );
+}
