@@ -117,9 +117,10 @@ pub struct Config {
     /// which Redis carries too) grants the database to exactly the pods that need it. Clients
     /// must run in the same namespace.
     pub client_labels: BTreeMap<String, String>,
-    /// A Prometheus exporter sidecar (postgres_exporter) and its Service port, NetworkPolicy rule
-    /// and optional ServiceMonitor; off by default.
-    pub metrics: metrics::Metrics,
+    /// A Prometheus exporter sidecar (postgres_exporter on port 9187, connecting over
+    /// 127.0.0.1:5432 as `user` with the same password file) and its Service port, NetworkPolicy
+    /// rule and optional ServiceMonitor; off by default.
+    pub metrics: mathison_plugin_sdk::metrics::Metrics,
 }
 
 /// The value of a postgresql.conf setting.
@@ -183,7 +184,7 @@ impl Default for Config {
                 "mathison.dev/postgres-client".to_owned(),
                 "true".to_owned(),
             )]),
-            metrics: metrics::Metrics::default(),
+            metrics: metrics::defaults(),
         }
     }
 }
@@ -400,7 +401,7 @@ impl Plugin for Postgres {
             KindRef::of::<NetworkPolicy>(),
         ]
         .into_iter()
-        .chain(metrics::kinds())
+        .chain(mathison_plugin_sdk::metrics::kinds())
         .collect()
     }
 
@@ -436,6 +437,7 @@ impl Plugin for Postgres {
                 client_labels: &config.client_labels,
                 ports: &[PORT],
             },
+            metrics::PORT,
         );
         let args = server_args(parameters);
         out.push(stateful_set(ctx, &config, args, labels, selector));

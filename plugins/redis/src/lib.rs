@@ -57,9 +57,10 @@ pub struct Config {
     /// PostgreSQL carries too) grants Redis to exactly the pods that need it. Clients must run in
     /// the same namespace.
     pub client_labels: BTreeMap<String, String>,
-    /// A Prometheus exporter sidecar (redis_exporter) and its Service port, NetworkPolicy rule
-    /// and optional ServiceMonitor; off by default.
-    pub metrics: metrics::Metrics,
+    /// A Prometheus exporter sidecar (redis_exporter on port 9121, connecting to
+    /// redis://127.0.0.1:6379 with the same password file when `auth.existingSecret` is set) and
+    /// its Service port, NetworkPolicy rule and optional ServiceMonitor; off by default.
+    pub metrics: mathison_plugin_sdk::metrics::Metrics,
 }
 
 /// Redis' `maxmemory-policy`, one of its eight eviction policies. The variants carry no doc
@@ -131,7 +132,7 @@ impl Default for Config {
                 "mathison.dev/redis-client".to_owned(),
                 "true".to_owned(),
             )]),
-            metrics: metrics::Metrics::default(),
+            metrics: metrics::defaults(),
         }
     }
 }
@@ -240,7 +241,7 @@ impl Plugin for Redis {
             KindRef::of::<NetworkPolicy>(),
         ]
         .into_iter()
-        .chain(metrics::kinds())
+        .chain(mathison_plugin_sdk::metrics::kinds())
         .collect()
     }
 
@@ -275,6 +276,7 @@ impl Plugin for Redis {
                 client_labels: &config.client_labels,
                 ports: &[PORT],
             },
+            metrics::PORT,
         );
         out.push(stateful_set(ctx, &config, labels, selector));
 

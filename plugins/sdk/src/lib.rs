@@ -64,6 +64,7 @@ pub mod config;
 pub mod k8s;
 pub mod labels;
 pub mod log;
+pub mod metrics;
 mod output;
 mod schema;
 pub mod testing;
