@@ -256,21 +256,6 @@ fn lines_by_table(manifest: &str) -> impl Iterator<Item = (&str, &str)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_file_the_sdk_builds_from_is_vendored() {
-        let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for dir in ["plugins/sdk/src", "plugins/quantity/src"] {
-            for entry in fs::read_dir(repository.join(dir)).expect("the SDK's sources") {
-                let name = entry.expect("a directory entry").file_name();
-                let path = format!("{dir}/{}", name.to_string_lossy());
-                assert!(
-                    VENDORED.iter().any(|(vendored, _)| *vendored == path),
-                    "{path} is not in VENDORED: a scaffolded project would not build"
-                );
-            }
-        }
-    }
-
     fn template(file: &str) -> &'static str {
         TEMPLATES
             .iter()
