@@ -353,3 +353,29 @@ proptest! {
         assert_strings_survive_yaml(&Host::new(), &strings.into_iter().collect::<Vec<_>>());
     }
 }
+
+/// The Prometheus Operator's kinds are known to be namespaced: a plugin's ServiceMonitor needs
+/// no `--allow-cluster-scoped`, and lands in the render namespace.
+#[test]
+fn a_service_monitor_renders_without_the_cluster_scoped_opt_in() {
+    let run = Host::new()
+        .run(&[
+            "render",
+            "-p",
+            POSTGRES,
+            "--set",
+            "postgres.metrics.enabled=true",
+            "--set",
+            "postgres.metrics.serviceMonitor.enabled=true",
+        ])
+        .success();
+    let monitor = run
+        .stdout
+        .split("---\n")
+        .find(|document| document.contains("kind: ServiceMonitor\n"))
+        .unwrap_or_else(|| panic!("no ServiceMonitor in:\n{}", run.stdout));
+    assert!(
+        monitor.contains("  namespace: mathison-system\n"),
+        "{monitor}"
+    );
+}
