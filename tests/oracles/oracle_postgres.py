@@ -57,6 +57,8 @@ class PostgresLayout:
     # The container's args: what the entrypoint passes on to `postgres` (`-c name=value`...).
     server_args: list[str]
     init_containers: list[dict]
+    # Every ConfigMap file mounted into the container: path -> content.
+    mounted_files: dict[str, str]
 
     @property
     def volumes(self) -> dict[str, dict]:
@@ -85,15 +87,15 @@ def read_postgres_layout(objects: list[Rendered]) -> PostgresLayout:
     env = container_env(container)
     for name in ("POSTGRES_USER", "POSTGRES_DB", "PGDATA", "POSTGRES_PASSWORD_FILE"):
         assert name in env, f"{workload.ref}: container env lacks a literal {name}"
-    init_scripts = {path: content for path, content in iter_configmap_mount_files(objects, workload, container)
-                    if posixpath.dirname(path) == INITDB_DIR}
+    mounted_files = dict(iter_configmap_mount_files(objects, workload, container))
+    init_scripts = {path: content for path, content in mounted_files.items() if posixpath.dirname(path) == INITDB_DIR}
     return PostgresLayout(
         workload=workload, container=container, user=env["POSTGRES_USER"], database=env["POSTGRES_DB"],
         pgdata=env["PGDATA"], data_mount=mount_containing(container, env["PGDATA"])[0],
         password_file=env["POSTGRES_PASSWORD_FILE"],
         password_mount=mount_containing(container, env["POSTGRES_PASSWORD_FILE"])[0],
         init_scripts=init_scripts, server_args=container.get("args", []),
-        init_containers=pod_spec(workload.obj).get("initContainers", []))
+        init_containers=pod_spec(workload.obj).get("initContainers", []), mounted_files=mounted_files)
 
 
 def user_secret_key(layout: PostgresLayout) -> str:
@@ -129,6 +131,16 @@ class PostgresServer:
         assert not check or result.returncode == 0, describe(result) + self.log_tail()
         return result
 
+    def pod_settings(self, args: list[str]) -> list[str]:
+        """`-c name=value` arguments whose value is a file of the pod (hba_file) point at the
+        scratch copy, as the mount makes them point at the ConfigMap's file; nothing else changes."""
+        def mapped(arg: str) -> str:
+            name, equals, value = arg.partition("=")
+            if equals and posixpath.isabs(value) and self.pod.host_path(value).is_file():
+                return f"{name}={self.pod.host_path(value)}"
+            return arg
+        return [mapped(arg) for arg in args]
+
     def log_tail(self) -> str:
         return "\n--- server log ---\n" + self.log.read_text()[-3000:] if self.log.exists() else ""
 
@@ -137,7 +149,7 @@ class PostgresServer:
         PGDATA in a subdirectory), the mounted password file and the mounted init scripts."""
         self.pod.mkdir(posixpath.join(self.layout.data_mount["mountPath"], "lost+found"))
         self.pod.write(self.layout.password_file, self.password + "\n")
-        for path, content in self.layout.init_scripts.items():
+        for path, content in self.layout.mounted_files.items():
             self.pod.write(path, content)
 
     def initdb(self) -> None:
@@ -150,7 +162,7 @@ class PostgresServer:
     def start(self, *extra_settings: str, wait: bool = True) -> None:
         """postgres with the rendered args, as the entrypoint passes them, then the oracle's own
         address, port and socket; `extra_settings` ("name=value") come last and win."""
-        options = [*self.layout.server_args, "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+        options = [*self.pod_settings(self.layout.server_args), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
                    "-k", str(self.socket_dir), *(arg for setting in extra_settings for arg in ("-c", setting))]
         # pg_ctl hands -o to /bin/sh, hence shell quoting.
         self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log), *(("-w", "-t", str(START_TIMEOUT_S))
@@ -207,13 +219,16 @@ class PostgresServer:
                              + self.log_tail())
 
     def run_init_container(self, container: dict):
-        """The rendered init container's command, as is, with the pod's PGDATA mapped to the
-        scratch copy and the server binaries on PATH (the image has them there)."""
+        """The rendered init container's command, as is (see run_in_container)."""
+        return self.run_in_container(container, [*container["command"], *container.get("args", [])])
+
+    def run_in_container(self, container: dict, argv: list[str]):
+        """A rendered command (init container, hook) with the container's environment, the pod's
+        PGDATA mapped to the scratch copy and the server binaries on PATH (the image has them there)."""
         env = {**container_env(container), "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
         if "PGDATA" in env:
             env["PGDATA"] = str(self.pod.host_path(env["PGDATA"]))
-        argv = [*container["command"], *container.get("args", [])]
-        return run_bounded(as_server_user(argv), env=env)
+        return run_bounded(as_server_user(self.pod_settings(argv)), env=env)
 
     def is_running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.pgdata), "status", check=False).returncode == 0

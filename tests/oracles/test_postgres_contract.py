@@ -1,17 +1,19 @@
 """Contract: the rendered PostgreSQL settings work on a real PostgreSQL 16 + pgvector."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
 import signal
 import threading
+import time
 
 import psycopg
 import pytest
 
 from oracle_k8s import volumes_by_name
-from oracle_postgres import (POSTGRES_FILE, PostgresServer, pgserver_bin_dir, read_postgres_layout, running_postgres,
-                             user_secret_key)
+from oracle_postgres import (POSTGRES_FILE, PostgresServer, alive, pgserver_bin_dir, read_postgres_layout,
+                             running_postgres, user_secret_key)
 from oracle_quantity import parse_quantity
 from oracle_runtime import LOOPBACK_HOSTS, ProbeRunner, give_to_server_user, probe_hosts, run_bounded, wait_until
 
@@ -27,6 +29,11 @@ TOLERANT_PROBES = ("startupProbe", "livenessProbe")
 RECOVERY_ROWS = 200_000
 NO_CHECKPOINT_SETTINGS = ("max_wal_size=4GB", "checkpoint_timeout=1h")
 RECOVERED_TIMEOUT_S = 120
+# Settings that name a file; SelectConfigFiles() sets them again from the command line's value.
+FILE_LOCATION_SETTINGS = ("hba_file",)
+# How long the SIGTERM control waits to see that a smart shutdown does not end on its own; the
+# assertion is that the server is still up afterwards, so a slow machine cannot make it pass wrongly.
+SMART_SHUTDOWN_WAIT_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -200,11 +207,15 @@ def test_rendered_settings_are_what_the_server_runs_with(layout, server):
     """Every `-c` the container passes is accepted (postgres refuses unknown names and bad
     values at start) and is in effect, from the command line, shown as rendered."""
     assert layout.settings, f"{layout.workload.ref}: no server settings in args"
+    # A file of the pod (hba_file) is read from the scratch copy of the mounted ConfigMap.
+    expected = dict(setting.split("=", 1) for setting in server.pod_settings(layout.server_args)[1::2])
     with connect(server) as connection:
         for name, value in layout.settings.items():
             shown, source = connection.execute(
                 "SELECT current_setting(name), source FROM pg_settings WHERE name = %s", (name,)).fetchone()
-            assert (shown, source) == (value, "command line"), f"{name}: rendered {value!r}"
+            # PostgreSQL sets the file locations again, made absolute, as an override.
+            wanted_source = "override" if name in FILE_LOCATION_SETTINGS else "command line"
+            assert (shown, source) == (expected[name], wanted_source), f"{name}: rendered {value!r}"
 
 
 def test_memory_settings_fit_the_memory_limit_and_shm(layout, server):
@@ -287,3 +298,90 @@ def test_update_extensions_creates_and_updates_each_extension(layout, make_pod_r
             connection.execute("UPDATE pg_extension SET extversion = 'no-such-version' WHERE extname = %s", (first,))
         result = run_init_container()
         assert result.returncode != 0, "an extension that cannot be updated must fail the init container"
+
+
+def test_pre_stop_hook_stops_the_server_fast_despite_an_idle_client(layout, make_pod_root):
+    """Kubernetes sends SIGTERM, PostgreSQL's smart shutdown: it waits for every client to leave,
+    and an idle pooled connection never does, so the pod would be killed at the end of the
+    grace period and recover from WAL. The rendered preStop hook asks for a fast shutdown: it
+    returns with the server stopped cleanly while the client is still connected."""
+    hook = layout.container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+    assert hook, f"{layout.workload.ref}: the PostgreSQL container has no preStop exec hook"
+    with running_postgres(layout, make_pod_root("postgres-prestop")) as server:
+        client = connect(server)
+        try:
+            postmaster = server.postmaster_pid()
+            # The control: SIGTERM alone leaves the server up while the idle client stays.
+            os.kill(postmaster, signal.SIGTERM)
+            time.sleep(SMART_SHUTDOWN_WAIT_S)
+            assert alive(postmaster), "a smart shutdown ended although a client was connected"
+            assert client.execute("SELECT 1").fetchone() == (1,), "the smart shutdown dropped the client"
+
+            result = server.run_in_container(layout.container, hook)
+            assert result.returncode == 0, result.stdout + result.stderr + server.log_tail()
+            assert not alive(postmaster) and not server.is_running(), "the preStop hook left the server running"
+            with pytest.raises(psycopg.OperationalError):
+                client.execute("SELECT 1")
+        finally:
+            client.close()
+        server.start()
+        log = server.log.read_text()
+        # A shutdown checkpoint was written: the next start needs no crash recovery.
+        assert "database system was shut down at" in log and "was interrupted" not in log, server.log_tail()
+
+
+def hba_rules(layout) -> list[list[str]]:
+    """The words of each rule of the rendered pg_hba.conf (the file `hba_file` names)."""
+    text = layout.mounted_files[layout.settings["hba_file"]]
+    return [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def first_tcp_match(rules: list[list[str]], database: str, user: str) -> list[str] | None:
+    """The rule PostgreSQL applies to a non-SSL TCP connection from 127.0.0.1 (first match wins)."""
+    loopback = ipaddress.ip_address("127.0.0.1")
+    for rule in rules:
+        kind, databases, users, *rest = rule
+        if kind not in ("host", "hostnossl"):
+            continue  # local lines are for the socket; the test server has no SSL for hostssl
+        address = rest[0]
+        in_network = address in ("all", "samehost", "samenet") or loopback in ipaddress.ip_network(address)
+        if (in_network and ("all" in databases.split(",") or database in databases.split(","))
+                and ("all" in users.split(",") or user in users.split(","))):
+            return rule
+    return None
+
+
+def test_pg_hba_rules_are_loaded_and_enforced(layout, server):
+    """The rendered pg_hba.conf: PostgreSQL loads every line without error, and a TCP login to
+    each database a rule names, and to the application's, is rejected or asks for the password
+    as the first matching rule says."""
+    if "hba_file" not in layout.settings:
+        pytest.skip("this render uses the image's pg_hba.conf (no pgHba rules)")
+    rules = hba_rules(layout)
+    with connect(server) as connection:
+        loaded = connection.execute("SELECT line_number, error FROM pg_hba_file_rules").fetchall()
+    assert [row for row in loaded if row[1]] == [], loaded
+    assert len(loaded) == len(rules), f"PostgreSQL loaded {loaded}, the file has {rules}"
+    databases = {layout.database} | {name for rule in rules if rule[0].startswith("host")
+                                      for name in rule[1].split(",") if name not in ("all", "sameuser", "samerole")}
+    checked = []
+    for database in sorted(databases):
+        rule = first_tcp_match(rules, database, layout.user)
+        assert rule, f"no rule admits or rejects {layout.user}@{database} from 127.0.0.1"
+        method = rule[-1]
+
+        def login(password: str, database=database):
+            return psycopg.connect(host="127.0.0.1", port=server.port, user=layout.user, password=password,
+                                   dbname=database, connect_timeout=5).close()
+
+        if method == "reject":
+            with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+                login(server.password)
+        elif method in ("scram-sha-256", "md5", "password"):
+            login(server.password)
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                login(server.password + "-wrong")
+        else:
+            continue
+        checked.append((database, method))
+    assert checked, f"no rule was exercised: {rules}"

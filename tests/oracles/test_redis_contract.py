@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import shlex
 
 import pytest
 import redis
@@ -159,3 +160,24 @@ def test_keys_survive_a_restart(server):
     with server.client() as client:
         assert client.get("oracle:restart") == "kept"
     assert any(server.data_path.iterdir()), f"nothing was written under dir {server.data_path}"
+
+
+def extra_config_lines(layout) -> list[list[str]]:
+    """The words of each redis.conf line after the plugin's `# extraConfig` marker."""
+    text = layout.config_text
+    marker = "# extraConfig\n"
+    if marker not in text:
+        return []
+    return [words for line in text.split(marker, 1)[1].splitlines() if (words := shlex.split(line, comments=True))]
+
+
+def test_extra_config_lines_are_in_effect(layout, server):
+    """The user's extra redis.conf lines, as rendered: redis-server started with them (it refuses
+    an unknown directive or a bad value), and each one-argument directive reads back as given."""
+    lines = extra_config_lines(layout)
+    if not lines:
+        pytest.skip("this render has no extraConfig lines")
+    with server.client() as client:
+        for directive, *arguments in lines:
+            if len(arguments) == 1:
+                assert client.config_get(directive)[directive.lower()] == arguments[0], directive

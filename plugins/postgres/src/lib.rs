@@ -4,9 +4,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, PodSpec, Service, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, ExecAction, Lifecycle, LifecycleHandler, PodSpec, Service,
+    VolumeMount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use mathison_plugin_sdk::config::Resources;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use mathison_plugin_sdk::config::{
+    DisruptionBudget, PodOptions, ProbeTiming, Probes, Resources, ServiceOptions, add_extra_env,
+    check_extra_env,
+};
 use mathison_plugin_sdk::k8s::{self, NamedPort, StatefulSetParts};
 use mathison_plugin_sdk::validate::{self, Problems};
 use mathison_plugin_sdk::{Context, KindRef, Output, Plugin, Quantity, RenderError, labels, log};
@@ -16,6 +23,8 @@ use serde::{Deserialize, Serialize};
 const NAME: &str = "postgres";
 const HEADLESS: &str = "postgres-headless";
 const INITDB: &str = "postgres-initdb";
+const HBA: &str = "postgres-hba";
+const HBA_DIR: &str = "/etc/postgres-hba";
 const PORT: NamedPort<'static> = NamedPort {
     name: "postgres",
     port: 5432,
@@ -33,6 +42,16 @@ const MIN_MEMORY_LIMIT: &str = "128Mi";
 /// reserved for superusers.
 const MAX_CONNECTIONS: i128 = 50;
 const STARTUP_PERIOD_SECONDS: u32 = 10;
+/// Environment variables of the server container that `extraEnv` may not set: the plugin's own,
+/// and the entrypoint's that would bypass the password file or the authentication method.
+const OWNED_ENV: [&str; 6] = [
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_PASSWORD_FILE",
+    "POSTGRES_HOST_AUTH_METHOD",
+    "PGDATA",
+];
 /// Server settings that the manifest itself depends on (where it listens, where its files are):
 /// `parameters` may not change them.
 const OWNED_PARAMETERS: [&str; 8] = [
@@ -112,6 +131,41 @@ pub struct Config {
     /// startup probe's 10 s period. A kill halfway leaves a half-initialised data directory
     /// that the entrypoint will not initialise again, so be generous on slow volumes.
     pub startup_timeout_seconds: u32,
+    /// Seconds from the stop request to SIGKILL; the preStop hook's fast shutdown must end
+    /// within it. Default 120: Kubernetes sends SIGTERM, PostgreSQL's *smart* shutdown, which
+    /// waits for every client (PgBouncer's pool never leaves) and Kubernetes ignores the image's
+    /// STOPSIGNAL (SIGINT), so the preStop hook runs `pg_ctl stop -m fast`: it ends the
+    /// sessions and writes a shutdown checkpoint, up to `checkpoint_timeout` of dirty shared
+    /// buffers (at most a quarter of the memory limit) to a network volume; 120 s covers a
+    /// 1 GiB pool at ~10 MB/s. Raise it with a bigger pool or a slower volume: killed before
+    /// the checkpoint ends, PostgreSQL replays WAL at the next start.
+    pub termination_grace_period_seconds: u32,
+    /// The pod's placement and extras.
+    pub pod: PodOptions,
+    /// An optional PodDisruptionBudget (see its `enabled`).
+    pub pod_disruption_budget: DisruptionBudget,
+    /// The client Service (`postgresql`); the headless one stays headless.
+    pub service: ServiceOptions,
+    /// Timing of the liveness and readiness probes (their commands are the plugin's). Default:
+    /// liveness every 10 s, failing after 6 (a minute of silence before a restart), readiness
+    /// every 5 s, failing after 3; 5 s per run.
+    pub probes: Probes,
+    /// Extra environment variables of the PostgreSQL container (name: value), e.g.
+    /// `POSTGRES_INITDB_ARGS: --data-checksums` or `TZ`. The plugin's own (POSTGRES_DB,
+    /// POSTGRES_USER, POSTGRES_PASSWORD_FILE, PGDATA) and those that would bypass the password
+    /// file (POSTGRES_PASSWORD, POSTGRES_HOST_AUTH_METHOD) are refused.
+    pub extra_env: BTreeMap<String, String>,
+    /// Client authentication rules (pg_hba.conf lines), first match wins. Empty (the default):
+    /// the image's file in the data directory (trust on the socket and loopback, a password,
+    /// scram-sha-256, from anywhere else). Otherwise the plugin renders the whole file into the
+    /// ConfigMap `postgres-hba` (`hba_file`; a change is read on the next restart): first
+    /// `local all all trust` (the entrypoint and the init scripts use the socket inside the
+    /// container), then these rules, then `host all all all scram-sha-256`. So rules narrow or
+    /// reject before the password catch-all, e.g. `{type: host, database: postgres, user: all,
+    /// address: 0.0.0.0/0, method: reject}`. `trust` and `peer` are refused except on `local`
+    /// lines: over TCP they would let anyone in.
+    #[serde(rename = "pgHba")]
+    pub pg_hba: Vec<HbaRule>,
     /// Labels that a pod must carry to reach PostgreSQL on 5432; the NetworkPolicy refuses every
     /// other pod. A dedicated opt-in label (rather than `app.kubernetes.io/part-of: mathison`,
     /// which Redis carries too) grants the database to exactly the pods that need it. Clients
@@ -121,6 +175,118 @@ pub struct Config {
     /// 127.0.0.1:5432 as `user` with the same password file) and its Service port, NetworkPolicy
     /// rule and optional ServiceMonitor; off by default.
     pub metrics: mathison_plugin_sdk::metrics::Metrics,
+}
+
+/// One pg_hba.conf line.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HbaRule {
+    /// `local` (the Unix socket), `host` (TCP, with or without SSL), `hostssl` or `hostnossl`.
+    #[serde(rename = "type")]
+    pub type_: HbaType,
+    /// Comma-separated database names, or `all`, `sameuser`, `samerole`, `replication`.
+    pub database: String,
+    /// Comma-separated role names (`+role`: its members), or `all`.
+    pub user: String,
+    /// A network in CIDR notation, or `all`, `samehost`, `samenet`; required for the `host*`
+    /// types, refused for `local`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// The authentication method, one of PostgreSQL's.
+    pub method: HbaMethod,
+}
+
+/// A pg_hba.conf connection type. The variants carry no doc comments, so that the schema is a
+/// plain string `enum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum HbaType {
+    Local,
+    Host,
+    Hostssl,
+    Hostnossl,
+}
+
+/// A pg_hba.conf authentication method (PostgreSQL 16's, less the Windows and BSD ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)]
+pub enum HbaMethod {
+    Trust,
+    Reject,
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    Md5,
+    Password,
+    Gss,
+    Ident,
+    Peer,
+    Ldap,
+    Radius,
+    Cert,
+    Pam,
+}
+
+impl HbaRule {
+    fn check(&self, problems: &mut Problems, path: &str) {
+        for (field, value, plus) in [
+            ("database", &self.database, false),
+            ("user", &self.user, true),
+        ] {
+            let ok = value.split(',').all(|item| {
+                let name = if plus {
+                    item.strip_prefix('+').unwrap_or(item)
+                } else {
+                    item
+                };
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_$-".contains(c))
+            });
+            if !ok {
+                problems.add(
+                    format!("{path}.{field}"),
+                    format!("{value:?} is not a comma-separated list of names ([A-Za-z0-9_$-])"),
+                );
+            }
+        }
+        let local = self.type_ == HbaType::Local;
+        match (&self.address, local) {
+            (Some(_), true) => {
+                problems.add(format!("{path}.address"), "local lines take no address")
+            }
+            (None, false) => problems.add(format!("{path}.address"), "required for host lines"),
+            (Some(address), false)
+                if !["all", "samehost", "samenet"].contains(&address.as_str()) =>
+            {
+                problems.check(format!("{path}.address"), validate::cidr(address));
+            }
+            _ => {}
+        }
+        if !local && matches!(self.method, HbaMethod::Trust | HbaMethod::Peer) {
+            problems.add(
+                format!("{path}.method"),
+                "trust and peer only on local lines: over TCP they would let anyone in",
+            );
+        }
+    }
+
+    fn line(&self) -> String {
+        let mut fields = vec![word(&self.type_), self.database.clone(), self.user.clone()];
+        fields.extend(self.address.clone());
+        fields.push(word(&self.method));
+        fields.join(" ")
+    }
+}
+
+/// The word serde writes for a plain enum: as pg_hba.conf spells it.
+fn word<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(word)) => word,
+        _ => String::new(),
+    }
 }
 
 /// The value of a postgresql.conf setting.
@@ -180,6 +346,16 @@ impl Default for Config {
             parameters: BTreeMap::new(),
             // Ten minutes: a big init script on a slow volume, not a normal start.
             startup_timeout_seconds: 600,
+            termination_grace_period_seconds: 120,
+            pod: PodOptions::default(),
+            pod_disruption_budget: DisruptionBudget::allowing_drains(),
+            service: ServiceOptions::default(),
+            probes: Probes {
+                liveness: ProbeTiming::new(10, 5, 6),
+                readiness: ProbeTiming::new(5, 5, 3),
+            },
+            extra_env: BTreeMap::new(),
+            pg_hba: Vec::new(),
             client_labels: BTreeMap::from([(
                 "mathison.dev/postgres-client".to_owned(),
                 "true".to_owned(),
@@ -263,7 +439,7 @@ fn memory_setting(mib: i128) -> String {
 }
 
 impl Config {
-    fn check(&self) -> Result<(), RenderError> {
+    fn check(&self, labels: &BTreeMap<String, String>) -> Result<(), RenderError> {
         let mut problems = Problems::default();
         problems.check("image", validate::image(&self.image));
         problems.check("database", sql_identifier(&self.database));
@@ -314,6 +490,16 @@ impl Config {
         }
         validate::selector(&mut problems, "clientLabels", &self.client_labels);
         self.metrics.check(&mut problems);
+        self.pod
+            .check(&mut problems, "pod", labels, &checkov_skips());
+        self.pod_disruption_budget
+            .check(&mut problems, "podDisruptionBudget");
+        self.service.check(&mut problems, "service");
+        self.probes.check(&mut problems, "probes");
+        check_extra_env(&mut problems, "extraEnv", &self.extra_env, &OWNED_ENV);
+        for (i, rule) in self.pg_hba.iter().enumerate() {
+            rule.check(&mut problems, &format!("pgHba[{i}]"));
+        }
         problems.finish()
     }
 
@@ -372,6 +558,25 @@ impl Config {
         script
     }
 
+    /// The whole pg_hba.conf when `pgHba` has rules (see its description).
+    fn hba_conf(&self) -> Option<String> {
+        if self.pg_hba.is_empty() {
+            return None;
+        }
+        let mut conf = String::from(
+            "# Rendered by the mathison-host postgres plugin; first match wins.\n\
+             # The entrypoint and the init scripts connect over the socket inside the container.\n\
+             local all all trust\n\
+             # pgHba\n",
+        );
+        for rule in &self.pg_hba {
+            conf.push_str(&rule.line());
+            conf.push('\n');
+        }
+        conf.push_str("# Everyone else: a password.\nhost all all all scram-sha-256\n");
+        Some(conf)
+    }
+
     fn init_script(&self) -> String {
         let mut script =
             String::from("-- Runs once, on an empty data directory, as the bootstrap superuser.\n");
@@ -399,6 +604,7 @@ impl Plugin for Postgres {
             KindRef::of::<Service>(),
             KindRef::of::<ConfigMap>(),
             KindRef::of::<NetworkPolicy>(),
+            KindRef::of::<PodDisruptionBudget>(),
         ]
         .into_iter()
         .chain(mathison_plugin_sdk::metrics::kinds())
@@ -406,13 +612,18 @@ impl Plugin for Postgres {
     }
 
     fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
-        config.check()?;
-        let parameters = config.parameters()?;
+        let labels = labels::recommended(ctx, NAME, "database", labels::image_tag(&config.image));
+        config.check(&labels)?;
+        let mut parameters = config.parameters()?;
+        let hba_conf = config.hba_conf();
+        if hba_conf.is_some() {
+            // Outside the data directory, whose pg_hba.conf the entrypoint wrote at initdb.
+            parameters.insert("hba_file".to_owned(), format!("{HBA_DIR}/pg_hba.conf"));
+        }
         log::info(&format!(
             "postgres: server settings from the memory limit {} and shmSize {}: {parameters:?}",
             config.resources.limits.memory, config.shm_size,
         ));
-        let labels = labels::recommended(ctx, NAME, "database", labels::image_tag(&config.image));
         let selector = labels::selector_labels(ctx, NAME);
         let host = format!("{NAME}.{}.svc.cluster.local", ctx.namespace);
         log::debug(&format!("postgres: rendering for {host}"));
@@ -426,6 +637,13 @@ impl Plugin for Postgres {
             )])),
             ..Default::default()
         });
+        if let Some(conf) = hba_conf {
+            out.push(ConfigMap {
+                metadata: k8s::meta(ctx, HBA, &labels),
+                data: Some(BTreeMap::from([("pg_hba.conf".to_owned(), conf)])),
+                ..Default::default()
+            });
+        }
         config.metrics.push_network(
             &mut out,
             ctx,
@@ -438,8 +656,15 @@ impl Plugin for Postgres {
                 ports: &[PORT],
             },
             metrics::PORT,
+            &config.service,
         );
         let args = server_args(parameters);
+        if let Some(budget) = config
+            .pod_disruption_budget
+            .to_k8s(ctx, NAME, &labels, &selector)
+        {
+            out.push(budget);
+        }
         out.push(stateful_set(ctx, &config, args, labels, selector));
 
         let (user, database, port) = (&config.user, &config.database, PORT.port);
@@ -502,15 +727,7 @@ fn stateful_set(
     let startup_periods = config
         .startup_timeout_seconds
         .div_ceil(STARTUP_PERIOD_SECONDS);
-    let resources = if config.guaranteed_qos {
-        Resources {
-            requests: config.resources.limits.clone(),
-            limits: config.resources.limits.clone(),
-        }
-    } else {
-        config.resources.clone()
-    }
-    .to_k8s();
+    let resources = config.resources.to_k8s_qos(config.guaranteed_qos);
     let mounts = |names: &[&str]| -> Vec<VolumeMount> {
         [
             k8s::mount("data", DATA_DIR, false),
@@ -519,9 +736,11 @@ fn stateful_set(
             k8s::mount("shm", "/dev/shm", false),
             k8s::mount("initdb", "/docker-entrypoint-initdb.d", true),
             k8s::mount("password", PASSWORD_DIR, true),
+            k8s::mount("hba", HBA_DIR, true),
         ]
         .into_iter()
         .filter(|m| names.contains(&m.name.as_str()))
+        .filter(|m| m.name != "hba" || !config.pg_hba.is_empty())
         .collect()
     };
     let update_extensions = Container {
@@ -543,10 +762,17 @@ fn stateful_set(
         env: Some(vec![pgdata.clone()]),
         resources: Some(resources.clone()),
         security_context: Some(k8s::container_security_context()),
-        volume_mounts: Some(mounts(&["data", "tmp", "shm"])),
+        // hba_file is among the server's settings it runs with, so the file must be there.
+        volume_mounts: Some(mounts(&["data", "tmp", "shm", "hba"])),
         ..Default::default()
     };
-    let container = Container {
+    // A fast shutdown (SIGINT) rather than the smart one SIGTERM asks for, which would wait for
+    // the clients (see `terminationGracePeriodSeconds`); pg_ctl waits for the shutdown checkpoint, within the grace period.
+    let fast_stop = format!(
+        "pg_ctl stop -D \"$PGDATA\" -m fast -w -t {}",
+        config.termination_grace_period_seconds
+    );
+    let mut container = Container {
         name: NAME.to_owned(),
         image: Some(config.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
@@ -569,12 +795,24 @@ fn stateful_set(
             STARTUP_PERIOD_SECONDS as i32,
             startup_periods as i32,
         )),
-        liveness_probe: Some(k8s::exec_probe(&liveness, 10, 6)),
-        readiness_probe: Some(k8s::exec_probe(&readiness, 5, 3)),
-        volume_mounts: Some(mounts(&["data", "run", "tmp", "shm", "initdb", "password"])),
+        liveness_probe: Some(config.probes.liveness.exec_probe(&liveness)),
+        readiness_probe: Some(config.probes.readiness.exec_probe(&readiness)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec!["sh".to_owned(), "-c".to_owned(), fast_stop]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts(&[
+            "data", "run", "tmp", "shm", "initdb", "password", "hba",
+        ])),
         ..Default::default()
     };
-    let volumes = vec![
+    add_extra_env(&mut container, &config.extra_env);
+    let mut volumes = vec![
         k8s::empty_dir("run"),
         k8s::empty_dir("tmp"),
         k8s::memory_empty_dir("shm", &config.shm_size),
@@ -585,6 +823,9 @@ fn stateful_set(
             &[(&config.auth.key, "password")],
         ),
     ];
+    if !config.pg_hba.is_empty() {
+        volumes.push(k8s::config_map_volume("hba", HBA));
+    }
     let exporter = metrics::exporter(&config.user, &config.database, "password", PASSWORD_DIR);
     let sidecar = config.metrics.sidecar(config.guaranteed_qos, exporter);
     let containers = [container].into_iter().chain(sidecar).collect();
@@ -596,22 +837,32 @@ fn stateful_set(
         &config.persistence.size,
         config.persistence.storage_class_name.as_deref(),
     );
-    k8s::stateful_set(
+    let mut stateful_set = k8s::stateful_set(
         ctx,
         StatefulSetParts {
             name: NAME.to_owned(),
             labels,
             selector,
             service_name: HEADLESS.to_owned(),
-            annotations: k8s::official_image_checkov_skips(POSTGRES_UID),
-            // The image stops with SIGINT (fast shutdown), which ends with a checkpoint.
+            annotations: checkov_skips(),
             pod: PodSpec {
                 init_containers: Some(vec![update_extensions]),
-                ..k8s::hardened_pod_spec(security, 60, containers, volumes)
+                ..k8s::hardened_pod_spec(
+                    security,
+                    config.termination_grace_period_seconds.into(),
+                    containers,
+                    volumes,
+                )
             },
             volume_claim_templates: vec![claim],
         },
-    )
+    );
+    config.pod.apply(&mut stateful_set);
+    stateful_set
+}
+
+fn checkov_skips() -> BTreeMap<String, String> {
+    k8s::official_image_checkov_skips(POSTGRES_UID)
 }
 
 mathison_plugin_sdk::export_plugin!(Postgres);

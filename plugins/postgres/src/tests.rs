@@ -501,6 +501,250 @@ fn schema_is_complete() {
     );
 }
 
+#[test]
+fn stops_fast_within_the_grace_period() {
+    let pod = statefulset(&render(json!({"terminationGracePeriodSeconds": 300})))
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    assert_eq!(pod.termination_grace_period_seconds, Some(300));
+    let pre_stop = pod.containers[0]
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        .and_then(|h| h.exec.as_ref())
+        .and_then(|e| e.command.clone())
+        .expect("a preStop exec hook");
+    assert_eq!(
+        pre_stop,
+        ["sh", "-c", "pg_ctl stop -D \"$PGDATA\" -m fast -w -t 300"]
+    );
+    let default = statefulset(&render(json!({}))).spec.expect("spec");
+    let default_pod = default.template.spec.expect("pod");
+    assert_eq!(default_pod.termination_grace_period_seconds, Some(120));
+}
+
+#[test]
+fn pod_options_reach_the_pod_and_a_budget_is_rendered_when_enabled() {
+    let out = render(json!({
+        "pod": {
+            "priorityClassName": "database-critical",
+            "nodeSelector": {"workload": "database"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "database", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["eu-west-1a"]}]}]}}},
+            "labels": {"team": "data"},
+            "annotations": {"backup.velero.io/backup-volumes": "data"},
+            "imagePullSecrets": ["registry"],
+        },
+        "podDisruptionBudget": {"enabled": true, "maxUnavailable": 0},
+        "extraEnv": {"TZ": "UTC"},
+        "guaranteedQoS": true,
+    }));
+    let sts = statefulset(&out);
+    let spec = sts.spec.expect("spec");
+    let template = spec.template;
+    let metadata = template.metadata.expect("metadata");
+    assert_eq!(metadata.labels.expect("labels")["team"], "data");
+    let annotations = metadata.annotations.expect("annotations");
+    assert_eq!(annotations["backup.velero.io/backup-volumes"], "data");
+    assert!(annotations.contains_key("checkov.io/skip1"));
+    // Pod extras stay off the StatefulSet itself and its immutable selector.
+    assert!(!sts.metadata.labels.expect("labels").contains_key("team"));
+    assert!(
+        !spec
+            .selector
+            .match_labels
+            .expect("selector")
+            .contains_key("team")
+    );
+    let pod = template.spec.expect("pod");
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("database-critical")
+    );
+    assert_eq!(
+        pod.node_selector.expect("nodeSelector")["workload"],
+        "database"
+    );
+    assert_eq!(
+        pod.tolerations.expect("tolerations")[0].value.as_deref(),
+        Some("database")
+    );
+    assert!(pod.affinity.and_then(|a| a.node_affinity).is_some());
+    assert_eq!(pod.image_pull_secrets.expect("secrets")[0].name, "registry");
+    let env = pod.containers[0].env.clone().expect("env");
+    assert_eq!(env.last().map(|e| e.name.as_str()), Some("TZ"));
+    let budget: k8s_openapi::api::policy::v1::PodDisruptionBudget =
+        testing::object(&out, "postgres");
+    let budget = budget.spec.expect("spec");
+    assert_eq!(
+        budget.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+    assert_eq!(
+        budget.unhealthy_pod_eviction_policy.as_deref(),
+        Some("AlwaysAllow")
+    );
+    assert!(
+        !testing::object_list(&render(json!({})))
+            .iter()
+            .any(|(kind, _)| kind == "PodDisruptionBudget")
+    );
+}
+
+#[test]
+fn production_options_are_checked_with_their_paths() {
+    let paths =
+        |config| testing::invalid_paths(testing::render::<Postgres>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({"pod": {"priorityClassName": "Critical!"}})),
+        ["pod.priorityClassName"]
+    );
+    assert_eq!(
+        paths(json!({"pod": {"labels": {"app.kubernetes.io/instance": "other"}}})),
+        ["pod.labels.app.kubernetes.io/instance"]
+    );
+    assert_eq!(
+        paths(json!({"pod": {"annotations": {"checkov.io/skip3": "none"}}})),
+        ["pod.annotations.checkov.io/skip3"]
+    );
+    assert_eq!(
+        paths(json!({"pod": {"affinity": {"nodeAfinity": {}}}})),
+        ["pod.affinity.nodeAfinity"]
+    );
+    assert_eq!(
+        paths(json!({"podDisruptionBudget": {"enabled": true, "maxUnavailable": 2}})),
+        ["podDisruptionBudget.maxUnavailable"]
+    );
+    assert_eq!(
+        paths(json!({"extraEnv": {"POSTGRES_HOST_AUTH_METHOD": "trust", "PGDATA": "/tmp"}})),
+        ["extraEnv.PGDATA", "extraEnv.POSTGRES_HOST_AUTH_METHOD"]
+    );
+}
+
+#[test]
+fn service_type_and_probe_timing() {
+    let out = render(json!({
+        "service": {"type": "NodePort"},
+        "probes": {"readiness": {"periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 5}},
+    }));
+    let client: Service = testing::object(&out, "postgres");
+    assert_eq!(
+        client.spec.expect("spec").type_.as_deref(),
+        Some("NodePort")
+    );
+    let pod = statefulset(&out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    let readiness = pod.containers[0]
+        .readiness_probe
+        .clone()
+        .expect("readiness");
+    assert_eq!(
+        (
+            readiness.period_seconds,
+            readiness.timeout_seconds,
+            readiness.failure_threshold
+        ),
+        (Some(2), Some(1), Some(5))
+    );
+    assert_eq!(
+        probe_command(Some(&readiness)).join(" "),
+        "pg_isready -U mathison -d mathison -h 127.0.0.1 -p 5432"
+    );
+}
+
+#[test]
+fn pg_hba_rules_go_between_the_socket_and_the_password_catch_all() {
+    let out = render(json!({"pgHba": [
+        {"type": "host", "database": "postgres", "user": "all", "address": "0.0.0.0/0", "method": "reject"},
+        {"type": "hostssl", "database": "mathison", "user": "+readers,mathison", "address": "10.0.0.0/8", "method": "scram-sha-256"},
+        {"type": "local", "database": "all", "user": "all", "method": "peer"},
+    ]}));
+    let cm: ConfigMap = testing::object(&out, "postgres-hba");
+    assert_eq!(
+        cm.data.expect("data")["pg_hba.conf"],
+        "# Rendered by the mathison-host postgres plugin; first match wins.\n\
+         # The entrypoint and the init scripts connect over the socket inside the container.\n\
+         local all all trust\n\
+         # pgHba\n\
+         host postgres all 0.0.0.0/0 reject\n\
+         hostssl mathison +readers,mathison 10.0.0.0/8 scram-sha-256\n\
+         local all all peer\n\
+         # Everyone else: a password.\n\
+         host all all all scram-sha-256\n"
+    );
+    assert!(server_settings(&out).contains(&(
+        "hba_file".to_owned(),
+        "/etc/postgres-hba/pg_hba.conf".to_owned()
+    )));
+    let pod = statefulset(&out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod");
+    for c in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
+        let mounts = c.volume_mounts.clone().expect("mounts");
+        assert!(
+            mounts.iter().any(|m| m.mount_path == "/etc/postgres-hba"),
+            "{}",
+            c.name
+        );
+    }
+    // Without rules: the image's file, no ConfigMap, no mount.
+    let plain = render(json!({}));
+    assert!(
+        !testing::object_list(&plain)
+            .iter()
+            .any(|(_, n)| n == "postgres-hba")
+    );
+    assert!(server_settings(&plain).iter().all(|(n, _)| n != "hba_file"));
+}
+
+#[test]
+fn pg_hba_rules_are_checked_field_by_field() {
+    let paths =
+        |config| testing::invalid_paths(testing::render::<Postgres>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({"pgHba": [
+            {"type": "host", "database": "all", "user": "all", "address": "0.0.0.0/0", "method": "trust"},
+            {"type": "host", "database": "all", "user": "all", "method": "md5"},
+            {"type": "local", "database": "all", "user": "all", "address": "10.0.0.0/8", "method": "trust"},
+            {"type": "host", "database": "a b", "user": "\"x\"", "address": "10.0.0.0/40", "method": "reject"},
+        ]})),
+        [
+            "pgHba[0].method",
+            "pgHba[1].address",
+            "pgHba[2].address",
+            "pgHba[3].database",
+            "pgHba[3].user",
+            "pgHba[3].address",
+        ]
+    );
+    assert_eq!(
+        paths(
+            json!({"pgHba": [{"type": "host", "database": "all", "user": "all", "address": "all", "method": "sspi"}]})
+        ),
+        ["pgHba[0].method"]
+    );
+    assert_eq!(
+        paths(json!({"parameters": {"hba_file": "/tmp/x"}})),
+        ["parameters.hba_file"]
+    );
+}
+
 // --- metrics ----------------------------------------------------------------------------------
 
 fn to_json(value: impl serde::Serialize) -> serde_json::Value {

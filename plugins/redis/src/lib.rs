@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use mathison_plugin_sdk::config::Resources;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use mathison_plugin_sdk::config::{
+    DisruptionBudget, PodOptions, ProbeTiming, Probes, Resources, ServiceOptions, add_extra_env,
+    check_extra_env,
+};
 use mathison_plugin_sdk::k8s::{self, NamedPort, StatefulSetParts};
 use mathison_plugin_sdk::validate::{self, Problems};
 use mathison_plugin_sdk::{Context, KindRef, Output, Plugin, Quantity, RenderError, labels, log};
@@ -28,6 +32,38 @@ const PASSWORD_DIR: &str = "/etc/redis-secret";
 const MIB: i128 = 1024 * 1024;
 /// Below this Redis' own overhead leaves too little room for data.
 const MIN_MEMORY_LIMIT: &str = "32Mi";
+/// redis.conf directives that `extraConfig` may not set: where Redis listens and stores its
+/// files, its authentication, persistence and memory cap (the plugin derives or owns them), and
+/// what would load or rename configuration behind the plugin's back.
+const OWNED_DIRECTIVES: [&str; 27] = [
+    "port",
+    "tls-port",
+    "bind",
+    "unixsocket",
+    "unixsocketperm",
+    "protected-mode",
+    "requirepass",
+    "masterauth",
+    "masteruser",
+    "user",
+    "aclfile",
+    "dir",
+    "dbfilename",
+    "appendonly",
+    "appendfsync",
+    "appendfilename",
+    "appenddirname",
+    "save",
+    "maxmemory",
+    "maxmemory-policy",
+    "include",
+    "rename-command",
+    "logfile",
+    "daemonize",
+    "supervised",
+    "pidfile",
+    "syslog-enabled",
+];
 
 /// The plugin's configuration.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -52,6 +88,39 @@ pub struct Config {
     /// noeviction refuses the write with an OOM error the application sees. The `volatile-*`
     /// policies evict only keys with a TTL, and do as noeviction when none has one.
     pub maxmemory_policy: MaxmemoryPolicy,
+    /// Requests equal to limits (the requests given are ignored): the pod gets the Guaranteed
+    /// QoS class, so under node memory pressure it is evicted last and its processes are the
+    /// last the kernel's OOM killer picks. The node must have the limits free to schedule it.
+    #[serde(rename = "guaranteedQoS")]
+    pub guaranteed_qos: bool,
+    /// Extra redis.conf lines, appended after the plugin's, e.g. `timeout 300`,
+    /// `tcp-keepalive 60`, `latency-monitor-threshold 100`, `notify-keyspace-events Ex`. One
+    /// directive and its arguments per line, no line breaks. Directives the plugin owns are
+    /// refused (matched case-insensitively, as Redis does): port, tls-port, bind, unixsocket,
+    /// unixsocketperm, protected-mode, requirepass, masterauth, masteruser, user, aclfile, dir,
+    /// dbfilename, appendonly, appendfsync, appendfilename, appenddirname, save, maxmemory,
+    /// maxmemory-policy (see `maxmemoryPolicy`), include, rename-command, logfile, daemonize,
+    /// supervised, pidfile, syslog-enabled. Redis refuses to start on an unknown directive or
+    /// a bad value.
+    pub extra_config: Vec<String>,
+    /// Seconds from the stop request to SIGKILL. Default 60: on SIGTERM (what Kubernetes
+    /// sends) Redis fsyncs the append-only file and exits (no RDB save:
+    /// `save ""`), which takes seconds even on a slow volume, so no preStop hook is needed;
+    /// the margin covers an AOF rewrite in progress, which Redis aborts first.
+    pub termination_grace_period_seconds: u32,
+    /// The pod's placement and extras.
+    pub pod: PodOptions,
+    /// An optional PodDisruptionBudget (see its `enabled`).
+    pub pod_disruption_budget: DisruptionBudget,
+    /// The client Service (`redis`); the headless one stays headless.
+    pub service: ServiceOptions,
+    /// Timing of the liveness and readiness probes (their commands are the plugin's). Default:
+    /// liveness every 10 s, failing after 6 (a minute of silence before a restart), readiness
+    /// every 5 s, failing after 3; 5 s per run.
+    pub probes: Probes,
+    /// Extra environment variables of the Redis container (name: value), e.g. `TZ`.
+    /// REDISCLI_AUTH, which the probes set, is refused.
+    pub extra_env: BTreeMap<String, String>,
     /// Labels that a pod must carry to reach Redis on 6379; the NetworkPolicy refuses every other
     /// pod. A dedicated opt-in label (rather than `app.kubernetes.io/part-of: mathison`, which
     /// PostgreSQL carries too) grants Redis to exactly the pods that need it. Clients must run in
@@ -128,6 +197,17 @@ impl Default for Config {
             auth: Auth::default(),
             resources: Resources::new("50m", "64Mi", "250m", "256Mi"),
             maxmemory_policy: MaxmemoryPolicy::AllkeysLru,
+            guaranteed_qos: false,
+            extra_config: Vec::new(),
+            termination_grace_period_seconds: 60,
+            pod: PodOptions::default(),
+            pod_disruption_budget: DisruptionBudget::allowing_drains(),
+            service: ServiceOptions::default(),
+            probes: Probes {
+                liveness: ProbeTiming::new(10, 5, 6),
+                readiness: ProbeTiming::new(5, 5, 3),
+            },
+            extra_env: BTreeMap::new(),
             client_labels: BTreeMap::from([(
                 "mathison.dev/redis-client".to_owned(),
                 "true".to_owned(),
@@ -157,7 +237,7 @@ impl Default for Auth {
 }
 
 impl Config {
-    fn check(&self) -> Result<(), RenderError> {
+    fn check(&self, labels: &BTreeMap<String, String>) -> Result<(), RenderError> {
         let mut problems = Problems::default();
         problems.check("image", validate::image(&self.image));
         problems.positive("persistence.size", &self.persistence.size);
@@ -183,6 +263,21 @@ impl Config {
         }
         validate::selector(&mut problems, "clientLabels", &self.client_labels);
         self.metrics.check(&mut problems);
+        for (i, line) in self.extra_config.iter().enumerate() {
+            problems.check(format!("extraConfig[{i}]"), extra_config_line(line));
+        }
+        self.pod
+            .check(&mut problems, "pod", labels, &checkov_skips());
+        self.pod_disruption_budget
+            .check(&mut problems, "podDisruptionBudget");
+        self.service.check(&mut problems, "service");
+        self.probes.check(&mut problems, "probes");
+        check_extra_env(
+            &mut problems,
+            "extraEnv",
+            &self.extra_env,
+            &["REDISCLI_AUTH"],
+        );
         problems.finish()
     }
 
@@ -216,10 +311,24 @@ impl Config {
              {aof}\
              # No RDB snapshots: the AOF, when on, is the copy, and while any `save` rule is set\n\
              # one failed background save (a full disk) makes Redis refuse every write.\n\
-             save \"\"\n",
+             save \"\"\n\
+             {extra}",
             port = PORT.port,
             policy = self.maxmemory_policy.as_str(),
+            extra = self.extra_config_text(),
         )
+    }
+
+    fn extra_config_text(&self) -> String {
+        if self.extra_config.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from("# extraConfig\n");
+        for line in &self.extra_config {
+            text.push_str(line.trim());
+            text.push('\n');
+        }
+        text
     }
 }
 
@@ -239,6 +348,7 @@ impl Plugin for Redis {
             KindRef::of::<Service>(),
             KindRef::of::<ConfigMap>(),
             KindRef::of::<NetworkPolicy>(),
+            KindRef::of::<PodDisruptionBudget>(),
         ]
         .into_iter()
         .chain(mathison_plugin_sdk::metrics::kinds())
@@ -246,13 +356,13 @@ impl Plugin for Redis {
     }
 
     fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
-        config.check()?;
+        let labels = labels::recommended(ctx, NAME, "cache", labels::image_tag(&config.image));
+        config.check(&labels)?;
         let maxmemory = config.maxmemory_mib()?;
         log::info(&format!(
             "redis: maxmemory {maxmemory}mb from the memory limit {}",
             config.resources.limits.memory
         ));
-        let labels = labels::recommended(ctx, NAME, "cache", labels::image_tag(&config.image));
         let selector = labels::selector_labels(ctx, NAME);
         let host = format!("{NAME}.{}.svc.cluster.local:{}", ctx.namespace, PORT.port);
 
@@ -277,7 +387,14 @@ impl Plugin for Redis {
                 ports: &[PORT],
             },
             metrics::PORT,
+            &config.service,
         );
+        if let Some(budget) = config
+            .pod_disruption_budget
+            .to_k8s(ctx, NAME, &labels, &selector)
+        {
+            out.push(budget);
+        }
         out.push(stateful_set(ctx, &config, labels, selector));
 
         if config.auth.existing_secret.is_some() {
@@ -347,43 +464,82 @@ fn stateful_set(
     } else {
         volumes.push(k8s::empty_dir("data"));
     }
-    let container = Container {
+    let mut container = Container {
         name: NAME.to_owned(),
         image: Some(config.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         command: Some(command),
         ports: Some(vec![PORT.container_port()]),
-        resources: Some(config.resources.to_k8s()),
+        resources: Some(config.resources.to_k8s_qos(config.guaranteed_qos)),
         security_context: Some(k8s::container_security_context()),
         // Loading a large AOF at start answers LOADING; give it 2 minutes before liveness counts.
         startup_probe: Some(k8s::exec_probe(&probe, 5, 24)),
-        liveness_probe: Some(k8s::exec_probe(&probe, 10, 6)),
-        readiness_probe: Some(k8s::exec_probe(&probe, 5, 3)),
+        liveness_probe: Some(config.probes.liveness.exec_probe(&probe)),
+        readiness_probe: Some(config.probes.readiness.exec_probe(&probe)),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
+    add_extra_env(&mut container, &config.extra_env);
     let password = authenticated.then_some(("password", PASSWORD_DIR));
-    // Guaranteed QoS needs requests equal to limits in every container.
-    let guaranteed = config.resources.requests.cpu == config.resources.limits.cpu
-        && config.resources.requests.memory == config.resources.limits.memory;
+    // Guaranteed QoS needs requests equal to limits in every container: asked for, or given by
+    // Redis' own resources.
+    let guaranteed = config.guaranteed_qos
+        || (config.resources.requests.cpu == config.resources.limits.cpu
+            && config.resources.requests.memory == config.resources.limits.memory);
     let sidecar = config
         .metrics
         .sidecar(guaranteed, metrics::exporter(password));
     let containers = [container].into_iter().chain(sidecar).collect();
     let security = k8s::pod_security_context(REDIS_UID, REDIS_GID, REDIS_GID);
-    k8s::stateful_set(
+    let mut stateful_set = k8s::stateful_set(
         ctx,
         StatefulSetParts {
             name: NAME.to_owned(),
             labels,
             selector,
             service_name: HEADLESS.to_owned(),
-            annotations: k8s::official_image_checkov_skips(REDIS_UID),
-            // Room for the final AOF fsync on SIGTERM.
-            pod: k8s::hardened_pod_spec(security, 60, containers, volumes),
+            annotations: checkov_skips(),
+            // Room for the final AOF fsync on SIGTERM (see `terminationGracePeriodSeconds`).
+            pod: k8s::hardened_pod_spec(
+                security,
+                config.termination_grace_period_seconds.into(),
+                containers,
+                volumes,
+            ),
             volume_claim_templates: claims,
         },
-    )
+    );
+    config.pod.apply(&mut stateful_set);
+    stateful_set
+}
+
+fn checkov_skips() -> BTreeMap<String, String> {
+    k8s::official_image_checkov_skips(REDIS_UID)
+}
+
+/// One redis.conf line the user may add: a single line whose directive (Redis matches them
+/// case-insensitively) the plugin does not own.
+fn extra_config_line(line: &str) -> Result<(), String> {
+    if line.contains(['\n', '\r', '\0']) {
+        return Err(format!("{line:?} must be a single line"));
+    }
+    let directive = line.split_whitespace().next().unwrap_or_default();
+    let plain = !directive.is_empty()
+        && directive
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !plain {
+        return Err(format!(
+            "{line:?} does not start with a directive name (letters, digits and '-')"
+        ));
+    }
+    let lower = directive.to_ascii_lowercase();
+    if OWNED_DIRECTIVES.contains(&lower.as_str()) {
+        return Err(format!(
+            "{lower} is set by the plugin; the manifest depends on its value"
+        ));
+    }
+    Ok(())
 }
 
 mathison_plugin_sdk::export_plugin!(Redis);

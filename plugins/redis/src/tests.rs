@@ -235,6 +235,124 @@ fn schema_is_complete() {
     testing::assert_schema_complete::<Redis>();
 }
 
+#[test]
+fn extra_config_is_appended_after_the_plugins_lines() {
+    let conf = redis_conf(&render(
+        json!({"extraConfig": ["timeout 300", "  tcp-keepalive 60 "]}),
+    ));
+    assert!(
+        conf.ends_with("save \"\"\n# extraConfig\ntimeout 300\ntcp-keepalive 60\n"),
+        "{conf}"
+    );
+    assert!(!redis_conf(&render(json!({}))).contains("extraConfig"));
+}
+
+#[test]
+fn extra_config_refuses_owned_directives_in_any_case_and_line_breaks() {
+    let paths = |config| testing::invalid_paths(testing::render::<Redis>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({"extraConfig": [
+            "timeout 0", "MaxMemory 1gb", "requirepass x", "Rename-Command FLUSHALL \"\"",
+            "include /etc/other.conf", "timeout 1\nrequirepass x", "", "\"port\" 1",
+        ]})),
+        [
+            "extraConfig[1]",
+            "extraConfig[2]",
+            "extraConfig[3]",
+            "extraConfig[4]",
+            "extraConfig[5]",
+            "extraConfig[6]",
+            "extraConfig[7]",
+        ]
+    );
+}
+
+#[test]
+fn guaranteed_qos_pod_options_and_budget() {
+    let out = render(json!({
+        "guaranteedQoS": true,
+        "terminationGracePeriodSeconds": 30,
+        "pod": {"priorityClassName": "cache", "tolerations": [{"operator": "Exists"}]},
+        "podDisruptionBudget": {"enabled": true},
+        "extraEnv": {"TZ": "UTC"},
+    }));
+    let sts: StatefulSet = testing::object(&out, "redis");
+    let pod = sts.spec.expect("spec").template.spec.expect("pod");
+    assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    assert_eq!(pod.priority_class_name.as_deref(), Some("cache"));
+    let c = &pod.containers[0];
+    let resources = c.resources.clone().expect("resources");
+    assert_eq!(resources.requests, resources.limits);
+    assert_eq!(c.env.clone().expect("env")[0].name, "TZ");
+    let budget: k8s_openapi::api::policy::v1::PodDisruptionBudget = testing::object(&out, "redis");
+    assert_eq!(
+        budget.spec.expect("spec").max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let default: StatefulSet = testing::object(&render(json!({})), "redis");
+    let default_pod = default.spec.expect("spec").template.spec.expect("pod");
+    assert_eq!(default_pod.termination_grace_period_seconds, Some(60));
+    assert!(
+        default_pod.containers[0].lifecycle.is_none(),
+        "SIGTERM already saves"
+    );
+    let paths = |config| testing::invalid_paths(testing::render::<Redis>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({"extraEnv": {"REDISCLI_AUTH": "x"}, "pod": {"imagePullSecrets": ["A"]}})),
+        ["pod.imagePullSecrets[0]", "extraEnv.REDISCLI_AUTH"]
+    );
+}
+
+#[test]
+fn service_type_annotations_and_probe_timing() {
+    let out = render(json!({
+        "service": {"type": "LoadBalancer", "annotations": {"networking.gke.io/load-balancer-type": "Internal"}},
+        "probes": {"liveness": {"periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 9}},
+    }));
+    let client: Service = testing::object(&out, "redis");
+    assert_eq!(
+        client.spec.expect("spec").type_.as_deref(),
+        Some("LoadBalancer")
+    );
+    assert_eq!(
+        client.metadata.annotations.expect("annotations")["networking.gke.io/load-balancer-type"],
+        "Internal"
+    );
+    let headless: Service = testing::object(&out, "redis-headless");
+    assert!(headless.metadata.annotations.is_none());
+    assert_eq!(
+        headless.spec.expect("spec").cluster_ip.as_deref(),
+        Some("None")
+    );
+    let sts: StatefulSet = testing::object(&out, "redis");
+    let c = &sts
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod")
+        .containers[0];
+    let liveness = c.liveness_probe.clone().expect("liveness");
+    assert_eq!(
+        (
+            liveness.period_seconds,
+            liveness.timeout_seconds,
+            liveness.failure_threshold
+        ),
+        (Some(20), Some(3), Some(9))
+    );
+    assert!(liveness.exec.is_some(), "the command stays");
+    let paths = |config| testing::invalid_paths(testing::render::<Redis>(&context("ns"), config));
+    assert_eq!(
+        paths(json!({"probes": {"readiness": {"failureThreshold": 0}}})),
+        ["probes.readiness.failureThreshold"]
+    );
+    assert_eq!(
+        paths(json!({"service": {"type": "ExternalName"}})),
+        ["service.type"]
+    );
+}
+
 // --- metrics ----------------------------------------------------------------------------------
 
 fn to_json(value: impl serde::Serialize) -> serde_json::Value {

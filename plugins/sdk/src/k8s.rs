@@ -492,6 +492,16 @@ pub struct DatabaseNetwork<'a> {
 /// Adds what every single-replica server needs on the network: its [`headless_service`], its
 /// [`cluster_ip_service`] and its [`ingress_only_network_policy`].
 pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseNetwork<'_>) {
+    push_database_network_with(out, ctx, network, &crate::config::ServiceOptions::default());
+}
+
+/// [`push_database_network`] with the client Service's type and annotations from `service`.
+pub fn push_database_network_with(
+    out: &mut Output,
+    ctx: &Context,
+    network: DatabaseNetwork<'_>,
+    service: &crate::config::ServiceOptions,
+) {
     let DatabaseNetwork {
         name,
         headless,
@@ -501,7 +511,11 @@ pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseN
         ports,
     } = network;
     out.push(headless_service(ctx, headless, labels, selector, ports))
-        .push(cluster_ip_service(ctx, name, labels, selector, ports))
+        .push({
+            let mut client = cluster_ip_service(ctx, name, labels, selector, ports);
+            service.apply(&mut client);
+            client
+        })
         .push(ingress_only_network_policy(
             ctx,
             name,

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Resources;
+use crate::config::{Resources, ServiceOptions};
 use crate::k8s::{self, DatabaseNetwork, NamedPort};
 use crate::validate::{self, Problems};
 use crate::{Context, KindRef, Output};
@@ -135,14 +135,6 @@ impl Metrics {
         if !self.enabled {
             return None;
         }
-        let resources = if guaranteed_qos {
-            Resources {
-                requests: self.resources.limits.clone(),
-                limits: self.resources.limits.clone(),
-            }
-        } else {
-            self.resources.clone()
-        };
         // The exporters' landing page at `/` answers without querying the server: a server that
         // is down or recovering shows in `pg_up 0` or `redis_up 0`, and restarts neither the
         // exporter nor, through the pod's readiness, takes the server out of its Service.
@@ -155,7 +147,7 @@ impl Metrics {
             args: Some(exporter.args),
             env: Some(exporter.env),
             ports: Some(vec![exporter.port.container_port()]),
-            resources: Some(resources.to_k8s()),
+            resources: Some(self.resources.to_k8s_qos(guaranteed_qos)),
             security_context: Some(k8s::container_security_context()),
             liveness_probe: probe(6),
             readiness_probe: probe(3),
@@ -165,7 +157,7 @@ impl Metrics {
         })
     }
 
-    /// The database's network objects ([`k8s::push_database_network`]); when enabled, the
+    /// The database's network objects ([`k8s::push_database_network_with`]); when enabled, the
     /// ClusterIP Service also exposes the metrics port, the NetworkPolicy admits `scrapeFrom` to
     /// it (and only to it), and the ServiceMonitor follows if asked for.
     pub fn push_network(
@@ -174,9 +166,10 @@ impl Metrics {
         ctx: &Context,
         network: DatabaseNetwork<'_>,
         port: NamedPort<'static>,
+        service: &ServiceOptions,
     ) {
         if !self.enabled {
-            k8s::push_database_network(out, ctx, network);
+            k8s::push_database_network_with(out, ctx, network, service);
             return;
         }
         let DatabaseNetwork {
@@ -200,13 +193,11 @@ impl Metrics {
         out.push(k8s::headless_service(
             ctx, headless, labels, selector, ports,
         ))
-        .push(k8s::cluster_ip_service(
-            ctx,
-            name,
-            labels,
-            selector,
-            &with_metrics,
-        ))
+        .push({
+            let mut client = k8s::cluster_ip_service(ctx, name, labels, selector, &with_metrics);
+            service.apply(&mut client);
+            client
+        })
         .push(policy);
         if self.service_monitor.enabled {
             out.push(self.service_monitor(ctx, name, labels, selector, port));

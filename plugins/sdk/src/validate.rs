@@ -128,6 +128,20 @@ pub fn selector(problems: &mut Problems, path: &str, labels: &BTreeMap<String, S
     }
 }
 
+/// An IPv4 or IPv6 network in CIDR notation (`10.0.0.0/8`, `fd00::/8`), prefix included.
+pub fn cidr(value: &str) -> Result<(), String> {
+    let ok = value.split_once('/').is_some_and(|(address, prefix)| {
+        let max = match address.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => 32,
+            Ok(std::net::IpAddr::V6(_)) => 128,
+            Err(_) => return false,
+        };
+        prefix.parse::<u8>().is_ok_and(|p| p <= max) && !prefix.starts_with('+')
+    });
+    ok.then_some(())
+        .ok_or_else(|| format!("\"{value}\" is not a network in CIDR notation (\"10.0.0.0/8\")"))
+}
+
 /// A container image reference: no whitespace, not empty.
 pub fn image(value: &str) -> Result<(), String> {
     (!value.is_empty() && !value.contains(char::is_whitespace))
@@ -157,6 +171,8 @@ mod tests {
         assert!(label_value("a b").is_err());
         assert!(image("redis:7-alpine").is_ok());
         assert!(image("redis 7").is_err());
+        assert!(cidr("10.0.0.0/8").is_ok() && cidr("fd00::/8").is_ok());
+        assert!(cidr("10.0.0.0").is_err() && cidr("10.0.0.0/33").is_err() && cidr("x/8").is_err());
     }
 
     #[test]
