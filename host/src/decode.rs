@@ -683,7 +683,7 @@ mod tests {
     #[test]
     fn custom_resources_pass_through_with_metadata_checked() {
         let body = json!({
-            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "apiVersion": "example.com/v1", "kind": "Widget",
             "metadata": {"name": "redis", "namespace": "mathison-system"},
             "spec": {"endpoints": [{"port": "metrics"}]}
         });
