@@ -1,5 +1,5 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Probe, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Probe, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use mathison_plugin_sdk::testing::{self, context};
 use serde_json::json;
@@ -13,6 +13,16 @@ fn render(config: serde_json::Value) -> mathison_plugin_sdk::Output {
 
 fn statefulset(out: &mathison_plugin_sdk::Output) -> StatefulSet {
     testing::object(out, "postgres")
+}
+
+/// The pod template's spec of the StatefulSet.
+fn pod_spec(out: &mathison_plugin_sdk::Output) -> PodSpec {
+    statefulset(out)
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod")
 }
 
 #[test]
@@ -113,12 +123,7 @@ fn probe_command(probe: Option<&Probe>) -> Vec<String> {
 
 #[test]
 fn liveness_tolerates_a_recovering_server_and_readiness_does_not() {
-    let pod = statefulset(&render(json!({})))
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&render(json!({})));
     let c = &pod.containers[0];
     let pg_isready = "pg_isready -U mathison -d mathison -h 127.0.0.1 -p 5432";
     // Exit 1 is "rejecting connections" (starting, recovering): not a reason to kill it.
@@ -134,12 +139,7 @@ fn liveness_tolerates_a_recovering_server_and_readiness_does_not() {
 #[test]
 fn startup_timeout_is_rounded_up_to_whole_periods() {
     let out = render(json!({"startupTimeoutSeconds": 95}));
-    let pod = statefulset(&out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&out);
     let probe = pod.containers[0]
         .startup_probe
         .clone()
@@ -152,12 +152,7 @@ fn startup_timeout_is_rounded_up_to_whole_periods() {
 
 /// The container's `-c name=value` arguments as (name, value).
 fn server_settings(out: &mathison_plugin_sdk::Output) -> Vec<(String, String)> {
-    let pod = statefulset(out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(out);
     let args = pod.containers[0].args.clone().expect("args");
     args.chunks(2)
         .map(|pair| {
@@ -249,12 +244,7 @@ fn parameters_override_the_derived_settings_and_reach_the_init_container() {
         got.iter().filter(|(n, _)| n == "max_connections").count(),
         1
     );
-    let pod = statefulset(&out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&out);
     let init = &pod.init_containers.expect("init containers")[0];
     let command = init.command.clone().expect("command");
     assert_eq!(command[3], "update-extensions", "$0 of the script");
@@ -270,24 +260,14 @@ fn parameters_override_the_derived_settings_and_reach_the_init_container() {
 #[test]
 fn guaranteed_qos_sets_requests_to_limits() {
     let out = render(json!({"guaranteedQoS": true}));
-    let pod = statefulset(&out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&out);
     let init = &pod.init_containers.clone().expect("init containers")[0];
     for resources in [&pod.containers[0].resources, &init.resources] {
         let resources = resources.clone().expect("resources");
         assert_eq!(resources.requests, resources.limits);
         assert_eq!(resources.requests.expect("requests")["memory"].0, "1Gi");
     }
-    let default = statefulset(&render(json!({})))
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let default = pod_spec(&render(json!({})));
     let resources = default.containers[0].resources.clone().expect("resources");
     assert_ne!(resources.requests, resources.limits);
 }
@@ -295,12 +275,7 @@ fn guaranteed_qos_sets_requests_to_limits() {
 #[test]
 fn extensions_are_created_and_updated_on_every_later_start() {
     let out = render(json!({"extensions": ["vector", "pg_trgm"]}));
-    let pod = statefulset(&out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&out);
     let init = &pod.init_containers.expect("init containers")[0];
     assert_eq!(init.image.as_deref(), Some("pgvector/pgvector:pg16"));
     let command = init.command.clone().expect("command");
@@ -503,12 +478,7 @@ fn schema_is_complete() {
 
 #[test]
 fn stops_fast_within_the_grace_period() {
-    let pod = statefulset(&render(json!({"terminationGracePeriodSeconds": 300})))
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&render(json!({"terminationGracePeriodSeconds": 300})));
     assert_eq!(pod.termination_grace_period_seconds, Some(300));
     let pre_stop = pod.containers[0]
         .lifecycle
@@ -637,12 +607,7 @@ fn service_type_and_probe_timing() {
         client.spec.expect("spec").type_.as_deref(),
         Some("NodePort")
     );
-    let pod = statefulset(&out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&out);
     let readiness = pod.containers[0]
         .readiness_probe
         .clone()
@@ -685,12 +650,7 @@ fn pg_hba_rules_go_between_the_socket_and_the_password_catch_all() {
         "hba_file".to_owned(),
         "/etc/postgres-hba/pg_hba.conf".to_owned()
     )));
-    let pod = statefulset(&out)
-        .spec
-        .expect("spec")
-        .template
-        .spec
-        .expect("pod");
+    let pod = pod_spec(&out);
     for c in pod
         .containers
         .iter()
