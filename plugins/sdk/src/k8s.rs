@@ -492,15 +492,32 @@ pub struct DatabaseNetwork<'a> {
 /// Adds what every single-replica server needs on the network: its [`headless_service`], its
 /// [`cluster_ip_service`] and its [`ingress_only_network_policy`].
 pub fn push_database_network(out: &mut Output, ctx: &Context, network: DatabaseNetwork<'_>) {
-    push_database_network_with(out, ctx, network, &crate::config::ServiceOptions::default());
+    push_database_network_with(
+        out,
+        ctx,
+        network,
+        &crate::config::ServiceOptions::default(),
+        None,
+    );
 }
 
-/// [`push_database_network`] with the client Service's type and annotations from `service`.
+/// A port of the client Service beside the server's own (an exporter's, say), and the ingress
+/// rule that admits who may reach it.
+#[derive(Debug, Clone)]
+pub struct SidePort<'a> {
+    pub port: NamedPort<'a>,
+    pub ingress: NetworkPolicyIngressRule,
+}
+
+/// [`push_database_network`] with the client Service's type and annotations from `service`,
+/// and a [`SidePort`] on the client Service (never on the headless one: it serves the pod's DNS,
+/// and a second Service with the port would give scrapers every target twice).
 pub fn push_database_network_with(
     out: &mut Output,
     ctx: &Context,
     network: DatabaseNetwork<'_>,
     service: &crate::config::ServiceOptions,
+    side: Option<SidePort<'_>>,
 ) {
     let DatabaseNetwork {
         name,
@@ -510,20 +527,21 @@ pub fn push_database_network_with(
         client_labels,
         ports,
     } = network;
+    let mut policy = ingress_only_network_policy(ctx, name, labels, selector, client_labels, ports);
+    let mut client_ports = ports.to_vec();
+    if let Some(side) = side {
+        client_ports.push(side.port);
+        if let Some(spec) = policy.spec.as_mut() {
+            spec.ingress.get_or_insert_with(Vec::new).push(side.ingress);
+        }
+    }
     out.push(headless_service(ctx, headless, labels, selector, ports))
         .push({
-            let mut client = cluster_ip_service(ctx, name, labels, selector, ports);
+            let mut client = cluster_ip_service(ctx, name, labels, selector, &client_ports);
             service.apply(&mut client);
             client
         })
-        .push(ingress_only_network_policy(
-            ctx,
-            name,
-            labels,
-            selector,
-            client_labels,
-            ports,
-        ));
+        .push(policy);
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Resources, ServiceOptions};
-use crate::k8s::{self, DatabaseNetwork, NamedPort};
+use crate::k8s::{self, DatabaseNetwork, NamedPort, SidePort};
 use crate::validate::{self, Problems};
 use crate::{Context, KindRef, Output};
 
@@ -168,38 +168,13 @@ impl Metrics {
         port: NamedPort<'static>,
         service: &ServiceOptions,
     ) {
-        if !self.enabled {
-            k8s::push_database_network_with(out, ctx, network, service);
-            return;
-        }
-        let DatabaseNetwork {
-            name,
-            headless,
-            labels,
-            selector,
-            client_labels,
-            ports,
-        } = network;
-        let mut policy =
-            k8s::ingress_only_network_policy(ctx, name, labels, selector, client_labels, ports);
-        if let Some(spec) = policy.spec.as_mut() {
-            spec.ingress
-                .get_or_insert_with(Vec::new)
-                .push(self.scrape_rule(port));
-        }
-        // Not on the headless Service: it serves DNS for the pod, and a second Service with the
-        // port would give Prometheus every target twice.
-        let with_metrics: Vec<NamedPort<'_>> = ports.iter().copied().chain([port]).collect();
-        out.push(k8s::headless_service(
-            ctx, headless, labels, selector, ports,
-        ))
-        .push({
-            let mut client = k8s::cluster_ip_service(ctx, name, labels, selector, &with_metrics);
-            service.apply(&mut client);
-            client
-        })
-        .push(policy);
-        if self.service_monitor.enabled {
+        let (name, labels, selector) = (network.name, network.labels, network.selector);
+        let side = self.enabled.then(|| SidePort {
+            port,
+            ingress: self.scrape_rule(port),
+        });
+        k8s::push_database_network_with(out, ctx, network, service, side);
+        if self.enabled && self.service_monitor.enabled {
             out.push(self.service_monitor(ctx, name, labels, selector, port));
         }
     }
