@@ -75,23 +75,11 @@ pub fn sort(objects: &mut [Placed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::k8s::Scope;
-    use crate::model::object::ObjectId;
+    use crate::model::object::testing;
     use serde_json::Value;
 
     fn placed(kind: &str, name: &str) -> Placed {
-        Placed {
-            origin: "p".into(),
-            id: ObjectId {
-                group: String::new(),
-                kind: kind.into(),
-                namespace: None,
-                name: name.into(),
-            },
-            api_version: "v1".into(),
-            scope: Scope::Namespaced,
-            body: Value::Null,
-        }
+        testing::placed("p", kind, name, Value::Null)
     }
 
     fn order(mut objects: Vec<Placed>) -> Vec<String> {

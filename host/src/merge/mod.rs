@@ -208,22 +208,16 @@ fn add_missing_labels(metadata: &mut Map<String, Value>, labels: &BTreeMap<Strin
 mod tests {
     use super::*;
     use crate::model::k8s;
+    use crate::model::object::testing;
     use crate::model::reserved::CONNECTIONS_NAME;
     use serde_json::json;
 
     pub(super) fn object(kind: &str, name: &str) -> Decoded {
-        Decoded {
-            id: ObjectId {
-                group: String::new(),
-                kind: kind.into(),
-                namespace: None,
-                name: name.into(),
-            },
-            api_version: "v1".into(),
-            scope: Scope::Namespaced,
-            typed: true,
-            body: json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "database"}}}),
-        }
+        testing::decoded(
+            kind,
+            name,
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "database"}}}),
+        )
     }
 
     fn plugin(name: &str, objects: Vec<Decoded>, values: Vec<ConnectionValue>) -> PluginObjects {

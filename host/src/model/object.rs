@@ -44,3 +44,41 @@ pub struct Placed {
     pub scope: Scope,
     pub body: Value,
 }
+
+/// Objects of the core group (`v1`, namespaced, no namespace yet), as the stages' tests use them.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::Value;
+
+    use super::{Decoded, ObjectId, Placed};
+    use crate::model::k8s::Scope;
+
+    fn core_id(kind: &str, name: &str) -> ObjectId {
+        ObjectId {
+            group: String::new(),
+            kind: kind.into(),
+            namespace: None,
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn decoded(kind: &str, name: &str, body: Value) -> Decoded {
+        Decoded {
+            id: core_id(kind, name),
+            api_version: "v1".into(),
+            scope: Scope::Namespaced,
+            typed: true,
+            body,
+        }
+    }
+
+    pub(crate) fn placed(origin: &str, kind: &str, name: &str, body: Value) -> Placed {
+        Placed {
+            origin: origin.into(),
+            id: core_id(kind, name),
+            api_version: "v1".into(),
+            scope: Scope::Namespaced,
+            body,
+        }
+    }
+}

@@ -327,8 +327,7 @@ mod tests {
     use yaml_rust2::scanner::TScalarStyle;
 
     use super::*;
-    use crate::model::k8s::Scope;
-    use crate::model::object::ObjectId;
+    use crate::model::object::testing;
 
     /// Every spelling of yaml.org/type (bool, null, int, float, timestamp, merge, value) in its
     /// case variants, plus what go-yaml v2 reads beyond PyYAML.
@@ -527,18 +526,12 @@ mod tests {
     }
 
     fn placed(origin: &str, name: &str) -> Placed {
-        Placed {
-            origin: origin.into(),
-            id: ObjectId {
-                group: String::new(),
-                kind: "ConfigMap".into(),
-                namespace: None,
-                name: name.into(),
-            },
-            api_version: "v1".into(),
-            scope: Scope::Namespaced,
-            body: json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"init.sql": "CREATE EXTENSION IF NOT EXISTS vector;\nSELECT 1;\n"}}),
-        }
+        testing::placed(
+            origin,
+            "ConfigMap",
+            name,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"init.sql": "CREATE EXTENSION IF NOT EXISTS vector;\nSELECT 1;\n"}}),
+        )
     }
 
     #[test]
