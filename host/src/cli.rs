@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 
 use crate::apply::cluster::{Connection, KubeCluster};
 use crate::output::Format;
-use crate::plan::{self, PLUGIN_PATH_ENV, Request};
+use crate::plan::{self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request};
+use crate::registry::{self, Registry};
 use crate::runtime::{Limits, Runtime, RuntimeError};
 use mathison_quantity::Quantity;
 
@@ -50,6 +51,28 @@ pub struct RuntimeArgs {
     /// for plugins that come from the same place as this binary.
     #[arg(long = "allow-precompiled", env = "MATHISON_ALLOW_PRECOMPILED", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_precompiled: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How `oci://` plugins are fetched and pushed.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// A registry (HOST[:PORT]) to reach over plain HTTP; loopback registries always are.
+    /// Repeatable.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST[:PORT]",
+        env = "MATHISON_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+
+    /// The longest a registry may take to accept a connection or send the next bytes; a whole
+    /// fetch or push may take ten times this.
+    #[arg(long = "registry-timeout", value_name = "DURATION", default_value = "30s", env = "MATHISON_REGISTRY_TIMEOUT", value_parser = parse_duration)]
+    pub registry_timeout: Duration,
 }
 
 impl RuntimeArgs {
@@ -62,6 +85,26 @@ impl RuntimeArgs {
     /// then the workspace's build output.
     pub fn search_path(&self) -> Vec<PathBuf> {
         plan::search_path(&self.plugin_path, env::var_os(PLUGIN_PATH_ENV))
+    }
+
+    /// The registry client these arguments describe; its blobs live in the cache directory,
+    /// which `--no-cache` (about compiled code) does not turn off.
+    pub fn registry(&self) -> Registry {
+        let mut settings = registry::Settings::new(
+            self.cache_root(),
+            self.registry.registry_timeout,
+            self.max_plugin_size,
+        );
+        settings.insecure = self.registry.insecure_registries.clone();
+        Registry::new(settings)
+    }
+
+    /// Where plugins are found: the search path, and the registry for `oci://` references.
+    pub fn locator(&self) -> Locator {
+        Locator {
+            search_path: self.search_path(),
+            registry: self.registry(),
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -79,6 +122,11 @@ impl RuntimeArgs {
         if self.no_cache {
             return None;
         }
+        self.cache_root()
+    }
+
+    /// The cache directory, whether or not compiled code is cached.
+    fn cache_root(&self) -> Option<PathBuf> {
         self.cache_dir.clone().or_else(|| {
             let base = env::var_os("XDG_CACHE_HOME")
                 .filter(|dir| !dir.is_empty())
@@ -92,8 +140,9 @@ impl RuntimeArgs {
 /// What to render and how; shared by `render` and `validate`.
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
-    /// A plugin: a path to a .wasm file, or a bare name (`postgres`) looked up in --plugin-path,
-    /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/plugin. Repeatable.
+    /// A plugin: a path to a .wasm file, a bare name (`postgres`) looked up in --plugin-path,
+    /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/plugin, or a registry reference
+    /// (oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:DIGEST). Repeatable.
     #[arg(short, long = "plugin", value_name = "PLUGIN", required = true)]
     pub plugins: Vec<String>,
 
@@ -145,8 +194,7 @@ impl RenderArgs {
     /// The render these arguments ask for.
     pub fn request(&self) -> Request {
         Request {
-            plugins: self.plugins.clone(),
-            search_path: self.runtime.search_path(),
+            plugins: self.plugins.iter().map(PluginRequest::new).collect(),
             values_files: self.values.clone(),
             set: self.set.clone(),
             set_string: self.set_string.clone(),

@@ -5,7 +5,7 @@
 //! reported never depend on thread timing.
 
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
@@ -16,7 +16,7 @@ use crate::model::k8s::{self, is_dns_label};
 use crate::model::object::Placed;
 use crate::model::reserved;
 use crate::order;
-use crate::plan::{self, Plan, PlanError, Request};
+use crate::plan::{Locator, Plan, PlanError, PluginFile, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
 use crate::runtime::{CacheOutcome, CallError, LoadError, LoadedPlugin, Runtime};
 use crate::schema::Schema;
@@ -103,9 +103,9 @@ impl Described {
 }
 
 /// Loads a plugin and calls `info`, checking what it says.
-pub fn describe(runtime: &Runtime, path: &Path) -> Result<Described, PipelineError> {
-    let source = plan::source_name(path);
-    let loaded = runtime.load(path)?;
+pub fn describe(runtime: &Runtime, plugin: &PluginFile) -> Result<Described, PipelineError> {
+    let source = plugin.source.clone();
+    let loaded = runtime.load(&plugin.path)?;
     let called = runtime.info(&loaded).map_err(|error| PipelineError::Call {
         plugin: source.clone(),
         error,
@@ -170,9 +170,13 @@ fn check_info(source: &str, info: &PluginInfo) -> Result<(), PipelineError> {
 
 /// Runs the whole pipeline for `request`; the one place the stages are strung together, and
 /// what every command that renders calls.
-pub fn render(runtime: &Runtime, request: &Request) -> Result<Rendered, PipelineError> {
-    let plan = &Plan::new(request)?;
-    let described: Vec<Described> = in_parallel(&plan.plugins, |path| describe(runtime, path))?;
+pub fn render(
+    runtime: &Runtime,
+    locator: &Locator,
+    request: &Request,
+) -> Result<Rendered, PipelineError> {
+    let plan = &Plan::new(request, locator)?;
+    let described: Vec<Described> = in_parallel(&plan.plugins, |plugin| describe(runtime, plugin))?;
 
     for (index, plugin) in described.iter().enumerate() {
         if let Some(first) = described[..index]

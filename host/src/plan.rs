@@ -10,6 +10,7 @@ use crate::model::contract::RenderContext;
 use crate::model::k8s::is_dns_label;
 use crate::model::reserved;
 use crate::policy::Policy;
+use crate::registry::{OciReference, Pin, Registry, RegistryError};
 use crate::secret_inputs::{SecretInputError, SecretInputs};
 use crate::values::{self, Values};
 
@@ -39,15 +40,67 @@ pub enum PlanError {
     Values(#[from] values::ValuesError),
     #[error(transparent)]
     SecretInput(#[from] SecretInputError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// One plugin as the user named it, with the digests a lock file holds it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRequest {
+    /// A path to a `.wasm` file, a bare name or an `oci://` reference.
+    pub spec: String,
+    /// For an `oci://` reference: the digests it must resolve to.
+    pub pin: Option<Pin>,
+}
+
+impl PluginRequest {
+    pub fn new(spec: impl Into<String>) -> Self {
+        Self {
+            spec: spec.into(),
+            pin: None,
+        }
+    }
+}
+
+/// A plugin file ready to load, and how messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginFile {
+    pub path: PathBuf,
+    /// The file's name, or the `oci://` reference it was fetched from.
+    pub source: String,
+}
+
+/// Finds plugin files: paths as they are, bare names on the search path, `oci://` references
+/// in the registry's store (fetching them when needed).
+#[derive(Debug)]
+pub struct Locator {
+    pub search_path: Vec<PathBuf>,
+    pub registry: Registry,
+}
+
+impl Locator {
+    pub fn locate(&self, plugin: &PluginRequest) -> Result<PluginFile, PlanError> {
+        if OciReference::is_reference(&plugin.spec) {
+            let reference: OciReference = plugin.spec.parse().map_err(RegistryError::from)?;
+            let fetched = self.registry.fetch(&reference, plugin.pin.as_ref())?;
+            return Ok(PluginFile {
+                path: fetched.path,
+                source: plugin.spec.clone(),
+            });
+        }
+        let path = resolve_plugin(&plugin.spec, &self.search_path)?;
+        Ok(PluginFile {
+            source: source_name(&path),
+            path,
+        })
+    }
 }
 
 /// What the user asked to render, as given: plugin references unresolved, files unread.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
-    /// Paths to `.wasm` files or bare names, in the user's order.
-    pub plugins: Vec<String>,
-    /// Where bare names are looked up, in order (see [`search_path`]).
-    pub search_path: Vec<PathBuf>,
+    /// The plugins, in the user's order.
+    pub plugins: Vec<PluginRequest>,
     pub values_files: Vec<PathBuf>,
     /// `PLUGIN.KEY=VALUE` overrides, applied after the files.
     pub set: Vec<String>,
@@ -66,7 +119,7 @@ pub struct Request {
 /// Everything a render needs, resolved from a [`Request`].
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub plugins: Vec<PathBuf>,
+    pub plugins: Vec<PluginFile>,
     pub values: Values,
     pub context: RenderContext,
     pub policy: Policy,
@@ -74,7 +127,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(args: &Request) -> Result<Self, PlanError> {
+    /// The plan of `args`, with plugins found (and fetched) by `locator`.
+    pub fn new(args: &Request, locator: &Locator) -> Result<Self, PlanError> {
         if !is_dns_label(&args.namespace) {
             return Err(PlanError::Namespace(args.namespace.clone()));
         }
@@ -84,7 +138,7 @@ impl Plan {
         let plugins = args
             .plugins
             .iter()
-            .map(|spec| resolve_plugin(spec, &args.search_path))
+            .map(|plugin| locator.locate(plugin))
             .collect::<Result<_, _>>()?;
         let mut values = Values::default();
         for file in &args.values_files {

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::RuntimeArgs;
-use crate::plan;
+use crate::plan::PluginRequest;
 
 /// Compile plugins ahead of time for this host's wasmtime and CPU.
 ///
@@ -16,7 +16,7 @@ use crate::plan;
     mathison-host compile target/wasm32-wasip2/plugin/mathison_plugin_postgres.wasm\n  \
     mathison-host render --allow-precompiled -p postgres -p redis")]
 pub struct CompileCommand {
-    /// Paths to .wasm files or bare plugin names.
+    /// Paths to .wasm files, bare plugin names or oci:// references.
     #[arg(required = true)]
     pub plugins: Vec<String>,
 
@@ -26,11 +26,11 @@ pub struct CompileCommand {
 
 impl CompileCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let search = self.runtime.search_path();
+        let locator = self.runtime.locator();
         let runtime = self.runtime.runtime()?;
         for spec in &self.plugins {
-            let path = plan::resolve_plugin(spec, &search)?;
-            let written = runtime.precompile(&path)?;
+            let plugin = locator.locate(&PluginRequest::new(spec))?;
+            let written = runtime.precompile(&plugin.path)?;
             if verbose {
                 eprintln!("wrote {}", written.display());
             }

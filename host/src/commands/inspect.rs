@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::RuntimeArgs;
 use crate::model::contract;
 use crate::pipeline::{self, Described};
-use crate::plan;
+use crate::plan::PluginRequest;
 use crate::untrusted::{self, escape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,7 +24,7 @@ pub enum InspectFormat {
 /// Show a plugin's metadata, configuration options with their defaults, and kinds.
 #[derive(Debug, Args)]
 pub struct InspectCommand {
-    /// A path to a .wasm file or a bare plugin name.
+    /// A path to a .wasm file, a bare plugin name or an oci:// reference.
     pub plugin: String,
 
     #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
@@ -36,10 +36,12 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn run(self, _verbose: bool) -> anyhow::Result<()> {
-        let search = self.runtime.search_path();
-        let path = plan::resolve_plugin(&self.plugin, &search)?;
+        let plugin = self
+            .runtime
+            .locator()
+            .locate(&PluginRequest::new(&self.plugin))?;
         let runtime = self.runtime.runtime()?;
-        let described = pipeline::describe(&runtime, &path)?;
+        let described = pipeline::describe(&runtime, &plugin)?;
         let text = match self.format {
             InspectFormat::Json => {
                 let json = serde_json::to_string_pretty(&as_json(&described)?)?;

@@ -6,6 +6,7 @@ pub mod compile;
 pub mod diff;
 pub mod inspect;
 pub mod new;
+pub mod push;
 pub mod render;
 pub mod validate;
 
@@ -38,6 +39,7 @@ pub enum Command {
     New(new::NewCommand),
     Apply(apply::ApplyCommand),
     Diff(diff::DiffCommand),
+    Push(push::PushCommand),
 }
 
 /// Runs the command `cli` names.
@@ -51,13 +53,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::New(command) => command.run(verbose),
         Command::Apply(command) => command.run(verbose),
         Command::Diff(command) => command.run(verbose),
+        Command::Push(command) => command.run(verbose),
     }
 }
 
 /// Renders what `args` ask for and reports on stderr what the plugins logged.
 fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<Rendered> {
     let runtime = args.runtime.runtime()?;
-    let rendered = pipeline::render(&runtime, &args.request())?;
+    let rendered = pipeline::render(&runtime, &args.runtime.locator(), &args.request())?;
     report(&rendered, verbose);
     Ok(rendered)
 }

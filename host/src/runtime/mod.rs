@@ -297,6 +297,17 @@ impl Runtime {
         self.limits
     }
 
+    /// The names `plugin` imports and exports (interfaces, or functions of the world), as an
+    /// OCI artifact's config lists them.
+    pub fn interface(&self, plugin: &LoadedPlugin) -> (Vec<String>, Vec<String>) {
+        let component = plugin.pre.instance_pre().component().component_type();
+        let names = |items: &mut dyn Iterator<Item = &str>| items.map(str::to_string).collect();
+        (
+            names(&mut component.imports(&self.engine).map(|(name, _)| name)),
+            names(&mut component.exports(&self.engine).map(|(name, _)| name)),
+        )
+    }
+
     /// The plugin's `info`: from the cache when an earlier call stored it, else by calling the
     /// export (and storing the answer).
     pub fn info(&self, plugin: &LoadedPlugin) -> Result<Called<PluginInfo>, CallError> {
