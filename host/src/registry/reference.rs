@@ -163,16 +163,19 @@ impl FromStr for OciReference {
                  is no default registry",
             ));
         }
-        // The client library's grammar (the distribution reference grammar) checks the rest.
-        let parsed: oci_client::Reference = rest
-            .parse()
-            .map_err(|e: oci_client::ParseError| fail(&e.to_string()))?;
         let (path, digest) = match path.split_once('@') {
             Some((path, digest)) => (path, Some(digest.parse::<Digest>().map_err(|e| fail(&e))?)),
             None => (path, None),
         };
+        // The client library's grammar (the distribution reference grammar) checks the rest.
+        let parsed: oci_client::Reference = rest
+            .parse()
+            .map_err(|e: oci_client::ParseError| fail(&e.to_string()))?;
         // The library defaults a missing tag to `latest`; a plugin reference says which.
-        let names_tag = path.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        let names_tag = path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
         let tag = parsed.tag().filter(|_| names_tag).map(str::to_string);
         if tag.is_none() && digest.is_none() {
             return Err(fail(
