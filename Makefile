@@ -31,7 +31,9 @@ lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --quiet --release --workspace --all-targets -- -D warnings
 
-test-rust: wasm-target
+# The integration tests run real OCI registries with independent clients (tests/integration/
+# registry): docker-registry, htpasswd, skopeo and wkg come from `deps`.
+test-rust: wasm-target deps
 	$(CARGO) test --release --workspace
 
 # The oracles judge what the real binary renders from the plugins test-rust built, and the
@@ -48,6 +50,7 @@ pgbouncer: $(PGBOUNCER_WASM)
 $(PGBOUNCER_WASM): plugins/pgbouncer/build $(wildcard plugins/pgbouncer/*.py) wit/world.wit
 	plugins/pgbouncer/build $@
 
+# Debian packages, the oracles' venv, and wkg built into target/tools (see .ci/install-deps).
 deps:
 	bash .ci/install-deps
 

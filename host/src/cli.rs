@@ -2,14 +2,16 @@
 //! stages take. clap stays here and in `commands`: no stage depends on the command line.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use crate::apply::cluster::{Connection, KubeCluster};
 use crate::output::Format;
-use crate::plan::{self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request};
+use crate::plan::{self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request, ValuesSource};
+use crate::project::lock::{self, LockError, LockMode};
+use crate::project::{PROJECT_FILE, Project, ProjectError};
 use crate::registry::{self, Registry};
 use crate::runtime::{Limits, Runtime, RuntimeError};
 use mathison_quantity::Quantity;
@@ -137,16 +139,28 @@ impl RuntimeArgs {
     }
 }
 
-/// What to render and how; shared by `render` and `validate`.
+/// What to render and how; shared by `render`, `validate`, `apply` and `diff`.
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     /// A plugin: a path to a .wasm file, a bare name (`postgres`) looked up in --plugin-path,
     /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/plugin, or a registry reference
-    /// (oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:DIGEST). Repeatable.
-    #[arg(short, long = "plugin", value_name = "PLUGIN", required = true)]
+    /// (oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:DIGEST). Repeatable. Without any, the
+    /// project file's plugins are rendered.
+    #[arg(short, long = "plugin", value_name = "PLUGIN")]
     pub plugins: Vec<String>,
 
-    /// A YAML values file with one section per plugin name. Repeatable; later files win.
+    /// The project file [default: ./mathison.yaml when no --plugin is given]. Flags override
+    /// what it says.
+    #[arg(long, value_name = "FILE")]
+    pub project: Option<PathBuf>,
+
+    /// Fail when the project's lock file is missing or out of date, or a local plugin changed
+    /// since it was locked, instead of writing the lock file (for CI).
+    #[arg(long)]
+    pub locked: bool,
+
+    /// A YAML values file with one section per plugin name. Repeatable; later files win, and
+    /// all win over the project file's values.
     #[arg(short = 'f', long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
 
@@ -159,13 +173,14 @@ pub struct RenderArgs {
     #[arg(long = "set-string", value_name = "PLUGIN.KEY=VALUE")]
     pub set_string: Vec<String>,
 
-    /// The namespace of every namespaced object.
-    #[arg(short, long, default_value = "mathison-system")]
-    pub namespace: String,
+    /// The namespace of every namespaced object [default: the project's, or mathison-system].
+    #[arg(short, long)]
+    pub namespace: Option<String>,
 
-    /// The instance name, for the app.kubernetes.io/instance label.
-    #[arg(long, default_value = "mathison")]
-    pub instance: String,
+    /// The instance name, for the app.kubernetes.io/instance label [default: the project's, or
+    /// mathison].
+    #[arg(long)]
+    pub instance: Option<String>,
 
     /// A secret the host reads for the connection values of one plugin (DATABASE_URL), as
     /// PLUGIN.NAME=file:PATH or PLUGIN.NAME=env:VAR; only the plugin named PLUGIN can have it
@@ -190,23 +205,118 @@ pub struct RenderArgs {
     pub runtime: RuntimeArgs,
 }
 
+/// Why the render asked for cannot be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(
+        "no plugins to render: pass --plugin (e.g. --plugin postgres), or write a project file \
+         ({PROJECT_FILE}; `mathison-host schema project` prints its schema)"
+    )]
+    NoPlugins,
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// A render put together from the flags and the project file.
+#[derive(Debug)]
+pub struct Prepared {
+    pub request: Request,
+    /// The lock file, when this render wrote it.
+    pub wrote_lock: Option<PathBuf>,
+}
+
 impl RenderArgs {
-    /// The render these arguments ask for.
-    pub fn request(&self) -> Request {
-        Request {
-            plugins: self.plugins.iter().map(PluginRequest::new).collect(),
-            values_files: self.values.clone(),
-            set: self.set.clone(),
-            set_string: self.set_string.clone(),
-            namespace: self.namespace.clone(),
-            instance: self.instance.clone(),
-            secret_inputs: self.secret_inputs.clone(),
-            allow_cluster_scoped: self.allow_cluster_scoped,
-            allow_rbac: self.allow_rbac,
-            user_owned: self.user_owned.clone(),
+    /// The project file in effect: `--project`, or `./mathison.yaml` when no `--plugin` is given.
+    pub fn project(&self) -> Result<Option<Project>, ProjectError> {
+        let path = match &self.project {
+            Some(path) => path.clone(),
+            None if self.plugins.is_empty() && Path::new(PROJECT_FILE).is_file() => {
+                PathBuf::from(PROJECT_FILE)
+            }
+            None => return Ok(None),
+        };
+        Project::load(&path).map(Some)
+    }
+
+    /// The render these arguments ask for: the project file's, with the flags over it. Plugins
+    /// from the project are held to its lock file (written when missing or out of date, unless
+    /// `--locked`).
+    pub fn prepare(&self, locator: &Locator) -> Result<Prepared, RequestError> {
+        let project = self.project()?;
+        let mut wrote_lock = None;
+        let plugins = match &project {
+            _ if !self.plugins.is_empty() => self.plugins.iter().map(PluginRequest::new).collect(),
+            Some(project) => {
+                let mode = if self.locked {
+                    LockMode::Locked
+                } else {
+                    LockMode::Update
+                };
+                let resolved = lock::resolve(project, locator, mode)?;
+                wrote_lock = resolved.wrote;
+                resolved.plugins
+            }
+            None => return Err(RequestError::NoPlugins),
+        };
+        if plugins.is_empty() {
+            return Err(RequestError::NoPlugins);
         }
+        let mut values = Vec::new();
+        let mut secret_inputs = Vec::new();
+        let mut user_owned = self.user_owned.clone();
+        let (mut allow_cluster_scoped, mut allow_rbac) =
+            (self.allow_cluster_scoped, self.allow_rbac);
+        if let Some(project) = &project {
+            values.extend(project.values_files().into_iter().map(ValuesSource::File));
+            values.extend(project.sections.iter().cloned().map(ValuesSource::Section));
+            secret_inputs = project.secret_inputs();
+            allow_cluster_scoped |= project.file.allow_cluster_scoped;
+            allow_rbac |= project.file.allow_rbac;
+            for owned in &project.file.user_owned {
+                let parsed = parse_kind_name(owned).map_err(|message| ProjectError::Invalid {
+                    origin: crate::values::Origin::File {
+                        path: project.path.clone(),
+                        line: 1,
+                        column: 1,
+                    },
+                    message: format!("userOwned: {message}"),
+                })?;
+                user_owned.push(parsed);
+            }
+        }
+        values.extend(self.values.iter().cloned().map(ValuesSource::File));
+        secret_inputs.extend(self.secret_inputs.iter().cloned());
+        let from_project = |get: fn(&Project) -> Option<String>| project.as_ref().and_then(get);
+        Ok(Prepared {
+            request: Request {
+                plugins,
+                values,
+                set: self.set.clone(),
+                set_string: self.set_string.clone(),
+                namespace: self
+                    .namespace
+                    .clone()
+                    .or_else(|| from_project(|p| p.file.namespace.clone()))
+                    .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+                instance: self
+                    .instance
+                    .clone()
+                    .or_else(|| from_project(|p| p.file.instance.clone()))
+                    .unwrap_or_else(|| DEFAULT_INSTANCE.to_string()),
+                secret_inputs,
+                allow_cluster_scoped,
+                allow_rbac,
+                user_owned,
+            },
+            wrote_lock,
+        })
     }
 }
+
+const DEFAULT_NAMESPACE: &str = "mathison-system";
+const DEFAULT_INSTANCE: &str = "mathison";
 
 /// How to reach the cluster; shared by `apply` and `diff`.
 #[derive(Debug, Clone, Args)]

@@ -27,6 +27,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod project;
 pub mod registry;
 pub mod runtime;
 pub mod schema;

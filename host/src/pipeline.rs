@@ -46,6 +46,15 @@ pub enum PipelineError {
         second: String,
     },
     #[error(
+        "{plugin} calls itself {actual:?}, but the project file lists it as {expected:?}; \
+         the name there is the plugin's own"
+    )]
+    UnexpectedName {
+        plugin: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
         "--secret-input {plugin}.*: no plugin of this render is named {plugin:?} (plugins: \
          {plugins}); a secret input is bound to the plugin it is for"
     )]
@@ -178,6 +187,19 @@ pub fn render(
     let plan = &Plan::new(request, locator)?;
     let described: Vec<Described> = in_parallel(&plan.plugins, |plugin| describe(runtime, plugin))?;
 
+    for (plugin, file) in described.iter().zip(&plan.plugins) {
+        if let Some(expected) = file
+            .expected_name
+            .as_ref()
+            .filter(|n| **n != plugin.info.name)
+        {
+            return Err(PipelineError::UnexpectedName {
+                plugin: plugin.source.clone(),
+                expected: expected.clone(),
+                actual: plugin.info.name.clone(),
+            });
+        }
+    }
     for (index, plugin) in described.iter().enumerate() {
         if let Some(first) = described[..index]
             .iter()

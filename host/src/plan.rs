@@ -12,7 +12,7 @@ use crate::model::reserved;
 use crate::policy::Policy;
 use crate::registry::{OciReference, Pin, Registry, RegistryError};
 use crate::secret_inputs::{SecretInputError, SecretInputs};
-use crate::values::{self, Values};
+use crate::values::{self, Section, Values};
 
 /// The environment variable with extra plugin directories, `:`-separated like `PATH`.
 pub const PLUGIN_PATH_ENV: &str = "MATHISON_PLUGIN_PATH";
@@ -51,6 +51,8 @@ pub struct PluginRequest {
     pub spec: String,
     /// For an `oci://` reference: the digests it must resolve to.
     pub pin: Option<Pin>,
+    /// The name the plugin must call itself (a project file names its plugins).
+    pub name: Option<String>,
 }
 
 impl PluginRequest {
@@ -58,6 +60,7 @@ impl PluginRequest {
         Self {
             spec: spec.into(),
             pin: None,
+            name: None,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct PluginFile {
     pub path: PathBuf,
     /// The file's name, or the `oci://` reference it was fetched from.
     pub source: String,
+    /// The name the plugin must call itself, when the user gave one.
+    pub expected_name: Option<String>,
 }
 
 /// Finds plugin files: paths as they are, bare names on the search path, `oci://` references
@@ -86,12 +91,14 @@ impl Locator {
             return Ok(PluginFile {
                 path: fetched.path,
                 source: plugin.spec.clone(),
+                expected_name: plugin.name.clone(),
             });
         }
         let path = resolve_plugin(&plugin.spec, &self.search_path)?;
         Ok(PluginFile {
             source: source_name(&path),
             path,
+            expected_name: plugin.name.clone(),
         })
     }
 }
@@ -101,7 +108,8 @@ impl Locator {
 pub struct Request {
     /// The plugins, in the user's order.
     pub plugins: Vec<PluginRequest>,
-    pub values_files: Vec<PathBuf>,
+    /// Values files and inline sections, lowest precedence first.
+    pub values: Vec<ValuesSource>,
     /// `PLUGIN.KEY=VALUE` overrides, applied after the files.
     pub set: Vec<String>,
     /// `PLUGIN.KEY=VALUE` overrides taken as strings, applied last.
@@ -114,6 +122,15 @@ pub struct Request {
     pub allow_rbac: bool,
     /// Objects (kind, name) the user owns.
     pub user_owned: Vec<(String, String)>,
+}
+
+/// Where values come from, before `--set`.
+#[derive(Debug, Clone)]
+pub enum ValuesSource {
+    /// A values file, one section per plugin.
+    File(PathBuf),
+    /// One plugin's values, from a project file.
+    Section(Section),
 }
 
 /// Everything a render needs, resolved from a [`Request`].
@@ -141,8 +158,11 @@ impl Plan {
             .map(|plugin| locator.locate(plugin))
             .collect::<Result<_, _>>()?;
         let mut values = Values::default();
-        for file in &args.values_files {
-            values.add_file(file)?;
+        for source in &args.values {
+            match source {
+                ValuesSource::File(file) => values.add_file(file)?,
+                ValuesSource::Section(section) => values.add_section(section.clone()),
+            }
         }
         for set in &args.set {
             values.add_set(set)?;

@@ -10,4 +10,5 @@ mod cache;
 mod cli;
 mod determinism;
 mod limits;
+mod registry;
 mod render;

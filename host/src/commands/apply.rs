@@ -13,11 +13,11 @@ use crate::cli::{ClusterArgs, RenderArgs, parse_duration};
 /// Renders with `args` and plans the apply of the result; nothing reaches a cluster unless
 /// every plugin and check succeeded.
 pub fn render_changes(args: &RenderArgs, verbose: bool) -> anyhow::Result<Changes> {
-    let rendered = super::render(args, verbose)?;
+    let (rendered, request) = super::render(args, verbose)?;
     Ok(Changes::new(
         &rendered.objects,
-        &args.namespace,
-        &args.instance,
+        &request.namespace,
+        &request.instance,
     ))
 }
 

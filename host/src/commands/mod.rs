@@ -5,9 +5,11 @@ pub mod apply;
 pub mod compile;
 pub mod diff;
 pub mod inspect;
+pub mod lock;
 pub mod new;
 pub mod push;
 pub mod render;
+pub mod schema;
 pub mod validate;
 
 use std::io::{self, Write};
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::cli::RenderArgs;
 use crate::model::contract::LogLevel;
 use crate::pipeline::{self, Rendered};
+use crate::plan::Request;
 
 /// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -40,6 +43,8 @@ pub enum Command {
     Apply(apply::ApplyCommand),
     Diff(diff::DiffCommand),
     Push(push::PushCommand),
+    Lock(lock::LockCommand),
+    Schema(schema::SchemaCommand),
 }
 
 /// Runs the command `cli` names.
@@ -54,15 +59,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(command) => command.run(verbose),
         Command::Diff(command) => command.run(verbose),
         Command::Push(command) => command.run(verbose),
+        Command::Lock(command) => command.run(verbose),
+        Command::Schema(command) => command.run(verbose),
     }
 }
 
-/// Renders what `args` ask for and reports on stderr what the plugins logged.
-fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<Rendered> {
+/// Renders what `args` ask for (with the request it made of them) and reports on stderr what
+/// the plugins logged.
+fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<(Rendered, Request)> {
+    let locator = args.runtime.locator();
+    let prepared = args.prepare(&locator)?;
+    if let Some(lock) = &prepared.wrote_lock {
+        eprintln!("note: wrote {}", lock.display());
+    }
     let runtime = args.runtime.runtime()?;
-    let rendered = pipeline::render(&runtime, &args.runtime.locator(), &args.request())?;
+    let rendered = pipeline::render(&runtime, &locator, &prepared.request)?;
     report(&rendered, verbose);
-    Ok(rendered)
+    Ok((rendered, prepared.request))
 }
 
 /// Shows the plugins' log lines and the render's notes on stderr: warnings always, the rest

@@ -47,6 +47,7 @@ impl PushCommand {
         let plugin = PluginFile {
             source: plan::source_name(&self.file),
             path: self.file.clone(),
+            expected_name: None,
         };
         let runtime = self.runtime.runtime()?;
         let described = pipeline::describe(&runtime, &plugin)?;

@@ -30,7 +30,7 @@ pub struct RenderCommand {
 
 impl RenderCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let rendered = super::render(&self.render, verbose)?;
+        let (rendered, _) = super::render(&self.render, verbose)?;
         let format = Format::from(self.format);
         match &self.output_dir {
             Some(dir) => {

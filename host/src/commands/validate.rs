@@ -13,7 +13,7 @@ pub struct ValidateCommand {
 
 impl ValidateCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let rendered = super::render(&self.render, verbose)?;
+        let (rendered, _) = super::render(&self.render, verbose)?;
         let names: Vec<&str> = rendered.plugins.iter().map(|p| p.name.as_str()).collect();
         eprintln!(
             "ok: {} objects from {} plugin(s) ({}) are valid",

@@ -4,7 +4,7 @@
 //! Values files are parsed with positions (`yaml.rs`) so that a schema error can point at the
 //! line and column that caused it, as `kubectl` and Helm users expect.
 
-mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -79,6 +79,16 @@ struct Layer {
     origins: HashMap<String, Origin>,
     /// The origin of the layer as a whole.
     origin: Origin,
+}
+
+/// One plugin's values given inline (in a project file), with their positions.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub plugin: String,
+    pub values: Map<String, Value>,
+    /// JSON pointer from the section's root (`/persistence/size`) → origin.
+    pub origins: HashMap<String, Origin>,
+    pub origin: Origin,
 }
 
 /// All values the user gave, in precedence order (files, then `--set`, each in order given).
@@ -163,6 +173,22 @@ impl Values {
             },
         });
         Ok(())
+    }
+
+    /// Adds one plugin's values.
+    pub fn add_section(&mut self, section: Section) {
+        let root = format!("/{}", escape_pointer(&section.plugin));
+        let mut origins: HashMap<String, Origin> = section
+            .origins
+            .into_iter()
+            .map(|(pointer, origin)| (format!("{root}{pointer}"), origin))
+            .collect();
+        origins.insert(root, section.origin.clone());
+        self.layers.push(Layer {
+            sections: Map::from_iter([(section.plugin, Value::Object(section.values))]),
+            origins,
+            origin: section.origin,
+        });
     }
 
     /// Adds one `--set plugin.key.sub=value`. The value is typed as a YAML scalar (`true`,
@@ -407,7 +433,7 @@ fn dotted(pointer: &str) -> String {
         .join(".")
 }
 
-fn escape_pointer(key: &str) -> String {
+pub(crate) fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

@@ -16,7 +16,7 @@ use super::{Origin, ValuesError, escape_pointer};
 const MAX_NODES: usize = 100_000;
 
 /// A values file's tree and where each of its nodes starts.
-pub(super) struct Located {
+pub(crate) struct Located {
     /// `None` for an empty file.
     pub root: Option<Value>,
     /// JSON pointer (from the file's root) → origin.
@@ -24,7 +24,7 @@ pub(super) struct Located {
 }
 
 /// Parses `text`; `path` is only for positions and messages.
-pub(super) fn parse(path: &Path, text: &str) -> Result<Located, ValuesError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Located, ValuesError> {
     let mut builder = TreeBuilder::new(path);
     Parser::new_from_str(text)
         .load(&mut builder, false)
