@@ -6,7 +6,7 @@
 CARGO ?= cargo
 PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
 
-.PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench pgbouncer
+.PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench pgbouncer publish
 
 # Recipes of the render path are silent (@): stdout carries only the manifests, so that
 # `make render | kubectl apply -f -` works. Builds report on stderr.
@@ -49,6 +49,16 @@ pgbouncer: $(PGBOUNCER_WASM)
 
 $(PGBOUNCER_WASM): plugins/pgbouncer/build $(wildcard plugins/pgbouncer/*.py) wit/world.wit
 	plugins/pgbouncer/build $@
+
+# Publishes the official plugins as Wasm OCI artifacts, tagged with their versions:
+#   make publish REGISTRY=oci://registry.example.com/mathison
+publish: plugins
+	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=oci://HOST[:PORT]/PATH" >&2; exit 2; }
+	@for plugin in postgres redis; do \
+	    file=target/wasm32-wasip2/plugin/mathison_plugin_$$plugin.wasm; \
+	    version=$$(./target/release/mathison-host inspect --format json $$file | sed -n 's/^  "version": "\(.*\)",$$/\1/p'); \
+	    ./target/release/mathison-host push $$file "$(REGISTRY)/$$plugin:$$version" || exit 1; \
+	done
 
 # Debian packages, the oracles' venv, and wkg built into target/tools (see .ci/install-deps).
 deps:

@@ -272,3 +272,87 @@ fn write(path: &Path, lock: &Lock) -> Result<PathBuf, LockError> {
     file.persist(path).map_err(|e| error(e.error))?;
     Ok(path.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::registry::{Registry, Settings};
+
+    fn locator() -> Locator {
+        Locator {
+            search_path: Vec::new(),
+            registry: Registry::new(Settings::new(None, Duration::from_secs(1), 1 << 20)),
+        }
+    }
+
+    fn project(dir: &Path, plugins: &str) -> Project {
+        let path = dir.join("mathison.yaml");
+        let text = format!("apiVersion: mathison.dev/v1alpha1\nkind: Project\nplugins:\n{plugins}");
+        std::fs::write(&path, text).unwrap();
+        Project::load(&path).unwrap()
+    }
+
+    #[test]
+    fn a_lock_is_written_checked_and_refreshed_like_cargos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wasm"), b"first build").unwrap();
+        let one = project(dir.path(), "  - name: a\n    source: a.wasm\n");
+        let missing = resolve(&one, &locator(), LockMode::Locked).unwrap_err();
+        assert!(matches!(missing, LockError::Missing { .. }), "{missing}");
+
+        let written = resolve(&one, &locator(), LockMode::Update).unwrap();
+        assert_eq!(written.wrote, Some(dir.path().join(LOCK_FILE)));
+        assert_eq!(written.plugins[0].name.as_deref(), Some("a"));
+        let lock = read(&dir.path().join(LOCK_FILE)).unwrap().unwrap();
+        assert_eq!(lock.plugins[0].digest, Digest::of(b"first build"));
+        assert_eq!(
+            resolve(&one, &locator(), LockMode::Locked).unwrap().wrote,
+            None
+        );
+
+        std::fs::write(dir.path().join("a.wasm"), b"second build").unwrap();
+        let changed = resolve(&one, &locator(), LockMode::Locked)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            changed.contains("has sha256") && changed.contains("pins"),
+            "{changed}"
+        );
+        assert!(
+            resolve(&one, &locator(), LockMode::Update)
+                .unwrap()
+                .wrote
+                .is_some()
+        );
+
+        std::fs::write(dir.path().join("b.wasm"), b"b").unwrap();
+        let two = project(
+            dir.path(),
+            "  - name: a\n    source: a.wasm\n  - name: b\n    source: b.wasm\n",
+        );
+        let stale = resolve(&two, &locator(), LockMode::Locked)
+            .unwrap_err()
+            .to_string();
+        assert!(stale.contains("out of date"), "{stale}");
+        resolve(&two, &locator(), LockMode::Update).unwrap();
+        let shrunk = project(dir.path(), "  - name: b\n    source: b.wasm\n");
+        let stale = resolve(&shrunk, &locator(), LockMode::Locked)
+            .unwrap_err()
+            .to_string();
+        assert!(stale.contains("out of date"), "{stale}");
+    }
+
+    #[test]
+    fn a_damaged_lock_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK_FILE);
+        std::fs::write(&path, "lockVersion: 1\nplugins: [{name: a}]\n").unwrap();
+        let error = read(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("mathison.lock is not a lock file"),
+            "{error}"
+        );
+    }
+}
