@@ -68,7 +68,7 @@ fn mistakes_are_reported_at_their_line_and_column() {
         ),
         (
             "apiVersion: v1\nkind: Project\nplugins: []\n".to_string(),
-            "proj/mathison.yaml:1:13: expected apiVersion mathison.dev/v1alpha1",
+            "proj/mathison.yaml:1:1: expected apiVersion mathison.dev/v1alpha1",
         ),
         (format!("{HEADER}plugins: [\n"), "proj/mathison.yaml:"),
     ] {

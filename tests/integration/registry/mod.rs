@@ -13,6 +13,7 @@
 //! passing without having run.
 
 mod harness;
+mod host;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
