@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use crate::apply::cluster::{Connection, KubeCluster};
 use crate::output::Format;
 use crate::plan::{self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request, ValuesSource};
-use crate::project::lock::{self, LockError, LockMode};
+use crate::project::lock::{self, LockError, LockMode, PendingLock};
 use crate::project::{PROJECT_FILE, Project, ProjectError};
 use crate::registry::{self, Registry};
 use crate::runtime::{Limits, Runtime, RuntimeError};
@@ -223,8 +223,9 @@ pub enum RequestError {
 #[derive(Debug)]
 pub struct Prepared {
     pub request: Request,
-    /// The lock file, when this render wrote it.
-    pub wrote_lock: Option<PathBuf>,
+    /// The project's lock file, to write once the render succeeded, when it is missing or
+    /// out of date.
+    pub pending_lock: Option<PendingLock>,
 }
 
 impl RenderArgs {
@@ -245,7 +246,7 @@ impl RenderArgs {
     /// `--locked`).
     pub fn prepare(&self, locator: &Locator) -> Result<Prepared, RequestError> {
         let project = self.project()?;
-        let mut wrote_lock = None;
+        let mut pending_lock = None;
         let plugins = match &project {
             _ if !self.plugins.is_empty() => self.plugins.iter().map(PluginRequest::new).collect(),
             Some(project) => {
@@ -255,7 +256,7 @@ impl RenderArgs {
                     LockMode::Update
                 };
                 let resolved = lock::resolve(project, locator, mode)?;
-                wrote_lock = resolved.wrote;
+                pending_lock = resolved.pending;
                 resolved.plugins
             }
             None => return Err(RequestError::NoPlugins),
@@ -310,7 +311,7 @@ impl RenderArgs {
                 allow_rbac,
                 user_owned,
             },
-            wrote_lock,
+            pending_lock,
         })
     }
 }

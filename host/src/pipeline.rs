@@ -135,6 +135,18 @@ pub fn describe(runtime: &Runtime, plugin: &PluginFile) -> Result<Described, Pip
     })
 }
 
+/// Refuses a plugin that calls itself something else than the name the user gave it.
+pub fn check_name(plugin: &Described, file: &PluginFile) -> Result<(), PipelineError> {
+    match file.expected_name.as_ref() {
+        Some(expected) if *expected != plugin.info.name => Err(PipelineError::UnexpectedName {
+            plugin: plugin.source.clone(),
+            expected: expected.clone(),
+            actual: plugin.info.name.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn check_info(source: &str, info: &PluginInfo) -> Result<(), PipelineError> {
     let invalid = |message: String| PipelineError::Info {
         plugin: source.to_string(),
@@ -188,17 +200,7 @@ pub fn render(
     let described: Vec<Described> = in_parallel(&plan.plugins, |plugin| describe(runtime, plugin))?;
 
     for (plugin, file) in described.iter().zip(&plan.plugins) {
-        if let Some(expected) = file
-            .expected_name
-            .as_ref()
-            .filter(|n| **n != plugin.info.name)
-        {
-            return Err(PipelineError::UnexpectedName {
-                plugin: plugin.source.clone(),
-                expected: expected.clone(),
-                actual: plugin.info.name.clone(),
-            });
-        }
+        check_name(plugin, file)?;
     }
     for (index, plugin) in described.iter().enumerate() {
         if let Some(first) = described[..index]

@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::cli::RenderArgs;
+use crate::pipeline;
 use crate::project::lock::{self, LockMode};
 
 /// Resolve every plugin of the project file (tags to digests, local files to their SHA-256),
@@ -31,9 +32,18 @@ impl LockCommand {
         } else {
             LockMode::Refresh
         };
-        let resolved = lock::resolve(&project, &self.render.runtime.locator(), mode)?;
-        match resolved.wrote {
-            Some(path) => eprintln!("wrote {}", path.display()),
+        let locator = self.render.runtime.locator();
+        let resolved = lock::resolve(&project, &locator, mode)?;
+        // A tag may have moved to another plugin: lock only what calls itself what the
+        // project says.
+        let runtime = self.render.runtime.runtime()?;
+        for plugin in &resolved.plugins {
+            let file = locator.locate(plugin)?;
+            let described = pipeline::describe(&runtime, &file)?;
+            pipeline::check_name(&described, &file)?;
+        }
+        match &resolved.pending {
+            Some(pending) => eprintln!("wrote {}", pending.write()?.display()),
             None => eprintln!("{} is up to date", lock::lock_path(&project).display()),
         }
         Ok(())

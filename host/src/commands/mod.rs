@@ -69,11 +69,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<(Rendered, Request)> {
     let locator = args.runtime.locator();
     let prepared = args.prepare(&locator)?;
-    if let Some(lock) = &prepared.wrote_lock {
-        eprintln!("note: wrote {}", lock.display());
-    }
     let runtime = args.runtime.runtime()?;
     let rendered = pipeline::render(&runtime, &locator, &prepared.request)?;
+    // Only a render that succeeded proves the plugins are the ones the project names.
+    if let Some(lock) = &prepared.pending_lock {
+        eprintln!("note: wrote {}", lock.write()?.display());
+    }
     report(&rendered, verbose);
     Ok((rendered, prepared.request))
 }

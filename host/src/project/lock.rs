@@ -93,8 +93,24 @@ pub enum LockMode {
 #[derive(Debug)]
 pub struct Resolved {
     pub plugins: Vec<PluginRequest>,
-    /// The lock file written, if it changed.
-    pub wrote: Option<PathBuf>,
+    /// The lock file to write once the plugins proved to be what the project says, when it is
+    /// missing or changed.
+    pub pending: Option<PendingLock>,
+}
+
+/// A lock file not yet written.
+#[derive(Debug, Clone)]
+pub struct PendingLock {
+    pub path: PathBuf,
+    pub lock: Lock,
+}
+
+impl PendingLock {
+    /// Writes the lock file whole or not at all.
+    pub fn write(&self) -> Result<&Path, LockError> {
+        write(&self.path, &self.lock)?;
+        Ok(&self.path)
+    }
 }
 
 /// The lock file beside `project`.
@@ -109,14 +125,12 @@ pub fn resolve(
     mode: LockMode,
 ) -> Result<Resolved, LockError> {
     let path = lock_path(project);
-    let existing = if mode == LockMode::Refresh {
-        None
-    } else {
-        read(&path)?
-    };
-    if mode == LockMode::Locked && existing.is_none() {
+    let on_disk = read(&path)?;
+    if mode == LockMode::Locked && on_disk.is_none() {
         return Err(LockError::Missing { path });
     }
+    // `lock` resolves every tag again; what is on disk only tells whether anything changed.
+    let existing = on_disk.as_ref().filter(|_| mode != LockMode::Refresh);
     let mut entries = Vec::new();
     let mut plugins = Vec::new();
     for (index, (plugin, source)) in project
@@ -201,19 +215,17 @@ pub fn resolve(
         lock_version: LOCK_VERSION,
         plugins: entries,
     };
-    let changed = existing.as_ref() != Some(&lock);
+    let changed = on_disk.as_ref() != Some(&lock);
     if changed && mode == LockMode::Locked {
         return Err(LockError::Stale {
             path,
             reason: "it lists plugins the project file does not".to_string(),
         });
     }
-    let wrote = if changed {
-        Some(write(&path, &lock)?)
-    } else {
-        None
-    };
-    Ok(Resolved { plugins, wrote })
+    Ok(Resolved {
+        plugins,
+        pending: changed.then_some(PendingLock { path, lock }),
+    })
 }
 
 fn pin_of(entry: &LockedPlugin, path: &Path) -> Result<Pin, LockError> {
@@ -303,13 +315,22 @@ mod tests {
         assert!(matches!(missing, LockError::Missing { .. }), "{missing}");
 
         let written = resolve(&one, &locator(), LockMode::Update).unwrap();
-        assert_eq!(written.wrote, Some(dir.path().join(LOCK_FILE)));
+        let pending = written.pending.unwrap();
+        assert_eq!(pending.write().unwrap(), dir.path().join(LOCK_FILE));
         assert_eq!(written.plugins[0].name.as_deref(), Some("a"));
         let lock = read(&dir.path().join(LOCK_FILE)).unwrap().unwrap();
         assert_eq!(lock.plugins[0].digest, Digest::of(b"first build"));
-        assert_eq!(
-            resolve(&one, &locator(), LockMode::Locked).unwrap().wrote,
-            None
+        assert!(
+            resolve(&one, &locator(), LockMode::Locked)
+                .unwrap()
+                .pending
+                .is_none()
+        );
+        assert!(
+            resolve(&one, &locator(), LockMode::Refresh)
+                .unwrap()
+                .pending
+                .is_none()
         );
 
         std::fs::write(dir.path().join("a.wasm"), b"second build").unwrap();
@@ -320,12 +341,8 @@ mod tests {
             changed.contains("has sha256") && changed.contains("pins"),
             "{changed}"
         );
-        assert!(
-            resolve(&one, &locator(), LockMode::Update)
-                .unwrap()
-                .wrote
-                .is_some()
-        );
+        let refreshed = resolve(&one, &locator(), LockMode::Update).unwrap();
+        refreshed.pending.unwrap().write().unwrap();
 
         std::fs::write(dir.path().join("b.wasm"), b"b").unwrap();
         let two = project(
@@ -336,7 +353,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(stale.contains("out of date"), "{stale}");
-        resolve(&two, &locator(), LockMode::Update).unwrap();
+        resolve(&two, &locator(), LockMode::Update)
+            .unwrap()
+            .pending
+            .unwrap()
+            .write()
+            .unwrap();
         let shrunk = project(dir.path(), "  - name: b\n    source: b.wasm\n");
         let stale = resolve(&shrunk, &locator(), LockMode::Locked)
             .unwrap_err()

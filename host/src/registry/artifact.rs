@@ -124,10 +124,23 @@ struct Descriptor {
     size: i64,
 }
 
-/// The plugin layer of `manifest`, or why the manifest is not a Wasm plugin.
-pub fn plugin_layer(manifest: &[u8]) -> Result<Layer, String> {
+/// Why a manifest gives no plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The registry answered with something that is no manifest at all.
+    NotAManifest(String),
+    /// A manifest of something else: a container image, another artifact.
+    NotAPlugin(String),
+}
+
+/// The plugin layer of `manifest`, or why there is none.
+pub fn plugin_layer(manifest: &[u8]) -> Result<Layer, Refusal> {
     let parsed: AnyManifest = serde_json::from_slice(manifest)
-        .map_err(|e| format!("the registry's manifest is not an OCI manifest ({e})"))?;
+        .map_err(|e| Refusal::NotAManifest(format!("its manifest is not an OCI manifest ({e})")))?;
+    plugin_layer_of(parsed).map_err(Refusal::NotAPlugin)
+}
+
+fn plugin_layer_of(parsed: AnyManifest) -> Result<Layer, String> {
     if parsed.manifests.is_some() {
         return Err(
             "it is an image index (a multi-platform container image), not a Wasm plugin".into(),
@@ -201,17 +214,16 @@ mod tests {
         let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:00","size":2},
             "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:00","size":2}]}"#;
-        assert!(
-            plugin_layer(image)
-                .unwrap_err()
-                .contains("ordinary container image")
-        );
+        let refused = |manifest: &[u8]| match plugin_layer(manifest).unwrap_err() {
+            Refusal::NotAPlugin(why) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(image).contains("ordinary container image"));
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
-        assert!(plugin_layer(index).unwrap_err().contains("image index"));
-        assert!(
-            plugin_layer(b"<html>")
-                .unwrap_err()
-                .contains("not an OCI manifest")
-        );
+        assert!(refused(index).contains("image index"));
+        assert!(matches!(
+            plugin_layer(b"<html>"),
+            Err(Refusal::NotAManifest(_))
+        ));
     }
 }

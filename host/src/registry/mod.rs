@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::{Client, RegistryOperation};
 
 use crate::untrusted::shown;
-pub use artifact::{Artifact, ComponentInterface, Layer};
+pub use artifact::{Artifact, ComponentInterface, Layer, Refusal};
 pub use auth::AuthFileError;
 use auth::Credentials;
 pub use reference::{Digest, OciReference, ReferenceError};
@@ -201,7 +201,24 @@ impl Registry {
                     artifact::ACCEPTED_MANIFESTS,
                 )
                 .await
-                .map_err(|e| self.classify(&named, &target, e, &connection.credentials))?;
+                .map_err(
+                    |e| match self.classify(&named, &target, e, &connection.credentials) {
+                        RegistryError::DigestMismatch {
+                            reference,
+                            what,
+                            expected,
+                            actual,
+                            ..
+                        } => RegistryError::DigestMismatch {
+                            reference,
+                            what,
+                            expected,
+                            actual,
+                            pinned_by: pinned_by.to_string(),
+                        },
+                        other => other,
+                    },
+                )?;
             if body.len() > artifact::MAX_MANIFEST_BYTES {
                 return Err(RegistryError::TooLarge {
                     reference: named.clone(),
@@ -373,9 +390,15 @@ impl Registry {
         manifest: &[u8],
         pin: Option<&Pin>,
     ) -> Result<Layer, RegistryError> {
-        let layer = artifact::plugin_layer(manifest).map_err(|why| RegistryError::NotAPlugin {
-            reference: named.to_string(),
-            why,
+        let layer = artifact::plugin_layer(manifest).map_err(|refusal| match refusal {
+            Refusal::NotAManifest(detail) => RegistryError::Protocol {
+                reference: named.to_string(),
+                detail,
+            },
+            Refusal::NotAPlugin(why) => RegistryError::NotAPlugin {
+                reference: named.to_string(),
+                why,
+            },
         })?;
         if let Some(pin) = pin
             && pin.layer != layer.digest
@@ -550,11 +573,27 @@ fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A failed read of a blob's body.
+/// A failed read of a blob's body: oci-client checks the digest as the bytes arrive, and its
+/// HTTP client's errors come wrapped the same way.
 fn read_error(named: &str, error: std::io::Error, timeout: Duration) -> RegistryError {
-    if error.kind() == std::io::ErrorKind::TimedOut
-        || error.to_string().to_lowercase().contains("timed out")
+    let inner = error.get_ref();
+    if let Some(DigestError::VerificationError { expected, actual }) =
+        inner.and_then(|e| e.downcast_ref::<DigestError>())
+        && let (Ok(expected), Ok(actual)) = (expected.parse(), actual.parse())
     {
+        return RegistryError::DigestMismatch {
+            reference: named.to_string(),
+            what: "plugin layer",
+            expected,
+            actual,
+            pinned_by: "its manifest".to_string(),
+        };
+    }
+    let timed_out = error.kind() == std::io::ErrorKind::TimedOut
+        || inner
+            .and_then(|e| e.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_timeout);
+    if timed_out {
         return RegistryError::Timeout {
             reference: named.to_string(),
             timeout,
@@ -624,9 +663,25 @@ fn classify(
             _ => protocol(format!("HTTP {code}: {}", shown(&message))),
         },
         OciDistributionError::ImageManifestNotFoundError(message) => not_found(shown(&message)),
+        OciDistributionError::DigestError(DigestError::VerificationError { expected, actual }) => {
+            match (expected.parse(), actual.parse()) {
+                (Ok(expected), Ok(actual)) => RegistryError::DigestMismatch {
+                    reference: named.to_string(),
+                    what: "manifest",
+                    expected,
+                    actual,
+                    pinned_by: "the reference".to_string(),
+                },
+                _ => protocol(format!(
+                    "digest {} is not {}",
+                    shown(&actual),
+                    shown(&expected)
+                )),
+            }
+        }
         OciDistributionError::DigestError(digest) => protocol(shown(&digest.to_string())),
         OciDistributionError::RequestError(error) => {
-            request_error(timeout, named, reference, error)
+            request_error(timeout, named, reference, error, credentials)
         }
         other => protocol(shown(&other.to_string())),
     }
@@ -637,11 +692,30 @@ fn request_error(
     named: &str,
     reference: &OciReference,
     error: reqwest::Error,
+    credentials: &Credentials,
 ) -> RegistryError {
     if error.is_timeout() {
         return RegistryError::Timeout {
             reference: named.to_string(),
             timeout,
+        };
+    }
+    // oci-client passes some answers on as reqwest's status errors (a blob's HEAD, an upload).
+    if let Some(status) = error.status() {
+        return match status.as_u16() {
+            401 | 403 => RegistryError::Unauthorized {
+                reference: named.to_string(),
+                detail: status.as_u16().to_string(),
+                tried: credentials.tried.clone(),
+            },
+            404 => RegistryError::NotFound {
+                reference: named.to_string(),
+                detail: "404".to_string(),
+            },
+            code => RegistryError::Protocol {
+                reference: named.to_string(),
+                detail: format!("HTTP {code}"),
+            },
         };
     }
     if error.is_decode() || error.is_body() {
