@@ -366,12 +366,13 @@ fn a_lock_pins_the_digest_when_the_tag_moves() {
     }
     let again = elsewhere.run(&["render", "--locked"]).success();
     assert!(again.stdout == first.stdout, "the locked plugin rendered");
-    // Locking again resolves the tag, to a plugin whose name is not the project's.
-    elsewhere.run(&["lock"]).success();
-    let run = elsewhere
-        .run(&["render", "--locked"])
-        .failure("calls itself \"redis\"");
+    // Locking again resolves the tag, to a plugin whose name is not the project's: refused,
+    // and the lock keeps the plugin it had.
+    let locked = fs::read(elsewhere.path("mathison.lock")).expect("read the lock");
+    let run = elsewhere.run(&["lock"]).failure("calls itself \"redis\"");
     assert!(run.stderr.contains("\"postgres\""), "{}", run.stderr);
+    assert!(fs::read(elsewhere.path("mathison.lock")).expect("read the lock") == locked);
+    elsewhere.run(&["render", "--locked"]).success();
 }
 
 #[test]
