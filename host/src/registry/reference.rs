@@ -156,7 +156,7 @@ impl FromStr for OciReference {
             .ok_or_else(|| fail("it does not start with oci://"))?;
         let (registry, path) = rest
             .split_once('/')
-            .ok_or_else(|| fail("it names no repository after the registry host"))?;
+            .ok_or_else(|| fail("it needs a registry host, then a repository, split by '/'"))?;
         if !is_registry_host(registry) {
             return Err(fail(
                 "it names no registry host (a host with a '.' or a port, or localhost); there \
@@ -230,7 +230,7 @@ mod tests {
     fn malformed_references_say_why() {
         for (text, needle) in [
             ("postgres:1", "oci://"),
-            ("oci://postgres:1", "no repository"),
+            ("oci://postgres:1", "a registry host, then a repository"),
             ("oci://mathison/postgres:1", "no registry host"),
             ("oci://127.0.0.1:5000/postgres", "neither a tag"),
             ("oci://127.0.0.1:5000/Postgres:1", "malformed"),
