@@ -9,7 +9,10 @@ use crate::support::{Host, POSTGRES, REDIS};
 #[test]
 fn usage_errors_exit_2_and_input_errors_exit_1() {
     let host = Host::new();
-    assert_eq!(host.run(&["render"]).code, Some(2), "missing --plugin");
+    // With no --plugin and no project file there is nothing to render: an input error that
+    // says where plugins come from.
+    host.run(&["render"])
+        .failure("no plugins to render: pass --plugin");
     assert_eq!(host.run(&["render", "-p", REDIS, "--bogus"]).code, Some(2));
     assert_eq!(
         host.run(&["render", "-p", REDIS, "--timeout", "soon"]).code,

@@ -255,6 +255,28 @@ pub fn refused(behaviour: &str, extra: &[&str], needle: &str) -> String {
     plugin_refused(HOSTILE, &args, needle)
 }
 
+/// Checks that a failed run printed exactly one `error:` line, naming `subject` (a plugin file
+/// or reference), and did not panic.
+#[track_caller]
+pub fn one_error_naming(run: &Run, subject: &str) {
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    assert!(
+        matches!(errors.as_slice(), [error] if error.contains(subject)),
+        "one error line, naming {subject}:\n{}",
+        run.stderr
+    );
+    // The host's own panic starts a line; a plugin's is shown indented, as its stderr.
+    assert!(
+        !run.stderr.lines().any(|line| line.starts_with("thread '")),
+        "no panic:\n{}",
+        run.stderr
+    );
+}
+
 /// Renders `plugin` beside redis into a folder holding an earlier good render, and checks what
 /// the sandbox promises of a refusal: exit 1; one error line, naming the plugin file and
 /// containing `needle`; an end within the time limit plus its grace; peak memory within the
@@ -278,16 +300,7 @@ pub fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
         .file_name()
         .and_then(|name| name.to_str())
         .expect("a file name");
-    let errors: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|line| line.starts_with("error: "))
-        .collect();
-    assert!(
-        matches!(errors.as_slice(), [error] if error.contains(file)),
-        "one error line, naming {file}: {}",
-        run.stderr
-    );
+    one_error_naming(&run, file);
     let flag = |name: &str| {
         extra
             .iter()
@@ -330,7 +343,7 @@ pub fn plugin_refused(plugin: &str, extra: &[&str], needle: &str) -> String {
         "refused in {:?}, peak memory {} MiB: {}",
         measured.elapsed,
         measured.max_rss_bytes >> 20,
-        errors[0]
+        run.stderr.trim_end()
     );
     run.stderr
 }

@@ -300,14 +300,15 @@ impl Registry {
                     .chunks(64 << 10)
                     .map(bytes::Bytes::copy_from_slice)
                     .collect();
-                let sizes: Vec<usize> = chunks.iter().map(bytes::Bytes::len).collect();
-                let stream = futures_util::stream::iter(chunks.into_iter().map(Ok));
+                // Counted as the client takes each chunk to send it.
+                let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+                    progress.advance(chunk.len() as u64);
+                    Ok(chunk)
+                });
                 client
                     .push_blob_stream(&client_ref, stream, layer, Some(component.len() as u64))
                     .await
                     .map_err(fail)?;
-                sizes.iter().for_each(|n| progress.advance(*n as u64));
-                progress.finish();
             }
             client
                 .push_blob(
@@ -477,7 +478,6 @@ impl Registry {
             writer.write(&chunk).map_err(store_error)?;
             progress.advance(chunk.len() as u64);
         }
-        progress.finish();
         writer.commit().map_err(store_error)
     }
 
@@ -740,9 +740,10 @@ fn request_error(
     }
 }
 
-/// A progress line on stderr, for transfers large enough to wait for, on a terminal only.
-struct Progress<'a> {
-    label: &'a str,
+/// A progress line on stderr, for transfers large enough to wait for, on a terminal only. It
+/// ends its line when the last byte is counted.
+struct Progress {
+    label: String,
     verb: &'static str,
     total: u64,
     done: u64,
@@ -750,10 +751,10 @@ struct Progress<'a> {
     enabled: bool,
 }
 
-impl<'a> Progress<'a> {
-    fn new(label: &'a str, verb: &'static str, total: u64, terminal: bool) -> Self {
+impl Progress {
+    fn new(label: &str, verb: &'static str, total: u64, terminal: bool) -> Self {
         Self {
-            label,
+            label: label.to_string(),
             verb,
             total,
             done: 0,
@@ -770,21 +771,16 @@ impl<'a> Progress<'a> {
         let percent = (self.done.min(self.total) * 100) / self.total.max(1);
         if self.shown_percent != Some(percent) {
             self.shown_percent = Some(percent);
+            let end = if percent == 100 { "\n" } else { "" };
             let mut stderr = std::io::stderr().lock();
             let _ = write!(
                 stderr,
-                "\r{} {}: {percent:>3}% of {} KiB",
+                "\r{} {}: {percent:>3}% of {} KiB{end}",
                 self.verb,
                 self.label,
                 self.total.div_ceil(1024)
             );
             let _ = stderr.flush();
-        }
-    }
-
-    fn finish(&mut self) {
-        if self.enabled && self.shown_percent.is_some() {
-            let _ = writeln!(std::io::stderr().lock());
         }
     }
 }

@@ -18,17 +18,6 @@ use crate::support::POSTGRES;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn manifest(registry: &Registry, repository: &str, tag: &str) -> Value {
-    let response = registry.get(&format!("/v2/{repository}/manifests/{tag}"), OCI_MANIFEST);
-    assert_eq!(
-        response.status,
-        200,
-        "GET the manifest of {repository}:{tag}; registry log:\n{}",
-        registry.log()
-    );
-    serde_json::from_slice(&response.body).expect("a JSON manifest")
-}
-
 #[test]
 fn wkg_pushes_a_plugin_to_an_anonymous_registry_and_pulls_it_back() {
     let registry = Registry::anonymous();
@@ -45,7 +34,7 @@ fn wkg_pushes_a_plugin_to_an_anonymous_registry_and_pulls_it_back() {
     );
 
     // What a Wasm OCI artifact is, as wkg (oci-wasm) pushes it: the host must read this.
-    let manifest = manifest(&registry, "plugins/postgres", "1.0.0");
+    let (_, manifest) = registry.manifest("plugins/postgres", "1.0.0");
     assert_eq!(manifest["mediaType"], OCI_MANIFEST, "{manifest:#}");
     assert_eq!(
         manifest["config"]["mediaType"], "application/vnd.wasm.config.v0+json",

@@ -218,6 +218,22 @@ impl Registry {
     /// Where the registry stores the blob `sha256:HEX` on disk (distribution's filesystem
     /// layout), to damage it behind the registry's back: the registry serves what the file
     /// holds, so a client that does not check digests would take it.
+    /// The manifest `repository:tag` as the registry serves it: its bytes and its JSON.
+    pub fn manifest(&self, repository: &str, tag: &str) -> (Vec<u8>, serde_json::Value) {
+        let response = self.get(
+            &format!("/v2/{repository}/manifests/{tag}"),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        assert_eq!(
+            response.status,
+            200,
+            "GET the manifest of {repository}:{tag}; registry log:\n{}",
+            self.log()
+        );
+        let json = serde_json::from_slice(&response.body).expect("a JSON manifest");
+        (response.body, json)
+    }
+
     pub fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest
             .strip_prefix("sha256:")
