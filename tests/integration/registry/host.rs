@@ -923,3 +923,25 @@ fn project_file_errors_name_their_line_and_column() {
         assert!(schema["properties"].get(key).is_some(), "{key}: {schema:#}");
     }
 }
+
+#[test]
+fn compile_of_a_registry_plugin_fills_the_code_cache_and_leaves_the_store_to_blobs() {
+    let registry = Registry::anonymous();
+    let tag = oci(registry.host(), "plugins/redis:1.0");
+    push(&Host::new(), REDIS, &tag);
+    let host = Host::new();
+    let compiled = host.run(&["-v", "compile", &tag]).success();
+    assert!(
+        compiled.stderr.contains("compiled code: Miss"),
+        "{}",
+        compiled.stderr
+    );
+    assert_only_verified_blobs(&host, "after compile");
+    assert_eq!(blobs(&host).len(), 2, "the manifest and the layer");
+    let rendered = host.run(&["-v", "render", "-p", &tag]).success();
+    assert!(
+        rendered.stderr.contains("compiled code: Hit"),
+        "{}",
+        rendered.stderr
+    );
+}
