@@ -379,3 +379,70 @@ fn a_service_monitor_renders_without_the_cluster_scoped_opt_in() {
         "{monitor}"
     );
 }
+
+#[test]
+fn check_diffs_a_stale_folder_with_secrets_masked_and_writes_nothing() {
+    let host = Host::new();
+    fs::write(host.path("pw"), "first-secret-value\n").expect("write the secret");
+    let render = |extra: &[&str], check: bool| {
+        let mut args = vec![
+            "render",
+            "-p",
+            POSTGRES,
+            "--secret-input",
+            "postgres.postgres-password=file:pw",
+            "-o",
+            "out",
+        ];
+        args.extend_from_slice(extra);
+        if check {
+            args.push("--check");
+        }
+        host.run(&args)
+    };
+    let with_redis = ["-p", REDIS];
+    render(&with_redis, false).success();
+    let up_to_date = render(&with_redis, true).success();
+    assert!(up_to_date.stdout.is_empty(), "{}", up_to_date.stdout);
+
+    let committed = read_dir(&host.path("out"));
+    fs::write(host.path("pw"), "second-secret-value\n").expect("change the secret");
+    let set = ["-p", REDIS, "--set", "redis.maxmemoryPolicy=noeviction"];
+    let drift = render(&set, true).failure("out differs from the render in 2 file(s)");
+    assert!(
+        drift
+            .stdout
+            .contains("-    maxmemory-policy allkeys-lru\n+    maxmemory-policy noeviction"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains("-  DATABASE_URL: '*** (before)'")
+            && drift.stdout.contains("+  DATABASE_URL: '*** (after)'"),
+        "the changed Secret key shows, masked: {}",
+        drift.stdout
+    );
+    assert!(
+        !drift.stdout.contains("secret-value") && !drift.stderr.contains("secret-value"),
+        "no Secret value is shown"
+    );
+    assert_eq!(read_dir(&host.path("out")), committed, "nothing is written");
+
+    // Redis dropped from the render: its file would be removed.
+    let dropped = render(&[], true).failure("in 2 file(s)");
+    assert!(
+        dropped.stdout.contains("--- out/redis.yaml\n+++ /dev/null"),
+        "{}",
+        dropped.stdout
+    );
+    // A file the folder lacks would be created.
+    fs::remove_file(host.path("out/postgres.yaml")).expect("remove a file");
+    let missing = render(&with_redis, true).failure("in 2 file(s)");
+    assert!(
+        missing
+            .stdout
+            .contains("--- /dev/null\n+++ out/postgres.yaml"),
+        "{}",
+        missing.stdout
+    );
+}

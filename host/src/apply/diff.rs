@@ -1,7 +1,7 @@
 //! `diff`: the live object against what a server-side dry run of the apply returned, as a
 //! unified diff of their YAML, with Secret values masked as `kubectl diff` masks them.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use similar::TextDiff;
 
 use crate::output;
@@ -11,7 +11,7 @@ pub fn unified(label: &str, live: Option<&Value>, merged: &Value) -> Option<Stri
     let mut live = live.map(comparable).unwrap_or(Value::Null);
     let mut merged = comparable(merged);
     if merged["kind"] == "Secret" {
-        mask_secret(&mut live, &mut merged);
+        output::mask_secret(&mut live, &mut merged);
     }
     if live == merged {
         return None;
@@ -37,33 +37,6 @@ fn comparable(object: &Value) -> Value {
         metadata.remove("managedFields");
     }
     object
-}
-
-/// Replaces each value of `data` and `stringData` with `***`, or `*** (before)` / `*** (after)`
-/// where it changes, so a diff says which keys change without printing secrets.
-fn mask_secret(live: &mut Value, merged: &mut Value) {
-    for field in ["data", "stringData"] {
-        let before = live.get(field).and_then(Value::as_object).cloned();
-        let after = merged.get(field).and_then(Value::as_object).cloned();
-        let masked = |own: &Map<String, Value>, other: Option<&Map<String, Value>>, tag: &str| {
-            own.iter()
-                .map(|(key, value)| {
-                    let mask = if other.and_then(|o| o.get(key)) == Some(value) {
-                        "***".to_string()
-                    } else {
-                        format!("*** ({tag})")
-                    };
-                    (key.clone(), Value::String(mask))
-                })
-                .collect::<Map<_, _>>()
-        };
-        if let Some(before_map) = &before {
-            live[field] = Value::Object(masked(before_map, after.as_ref(), "before"));
-        }
-        if let Some(after_map) = &after {
-            merged[field] = Value::Object(masked(after_map, before.as_ref(), "after"));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::output::{self, Format};
 #[command(after_help = "Examples:\n  \
     mathison-host render --plugin postgres --plugin redis | kubectl apply -f -\n  \
     mathison-host render -p postgres -p redis --set redis.persistence.enabled=false -o deploy/\n  \
-    mathison-host render -p postgres --secret-input postgres.postgres-password=file:./pg-password")]
+    mathison-host render -p postgres --secret-input postgres.postgres-password=file:./pg-password\n  \
+    mathison-host render --locked -o deploy/ --check   # in CI: fail when deploy/ is stale")]
 pub struct RenderCommand {
     #[command(flatten)]
     pub render: RenderArgs,
@@ -26,6 +27,11 @@ pub struct RenderCommand {
     /// earlier render wrote that this one does not are removed, other files are kept.
     #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+
+    /// With -o DIR: write nothing, print a unified diff of what the render would change in DIR
+    /// (Secret values masked), and fail when anything would. For CI drift checks.
+    #[arg(long, requires = "output_dir")]
+    pub check: bool,
 }
 
 impl RenderCommand {
@@ -33,6 +39,22 @@ impl RenderCommand {
         let (rendered, _) = super::render(&self.render, verbose)?;
         let format = Format::from(self.format);
         match &self.output_dir {
+            Some(dir) if self.check => {
+                let files = output::files(&rendered.objects, format)?;
+                let diffs = output::check::drift(dir, &files, format)?;
+                super::write_stdout(&diffs.concat())?;
+                if !diffs.is_empty() {
+                    anyhow::bail!(
+                        "{} differs from the render in {} file(s); run the same command without \
+                         --check to update it",
+                        dir.display(),
+                        diffs.len()
+                    );
+                }
+                if verbose {
+                    eprintln!("{} is up to date", dir.display());
+                }
+            }
             Some(dir) => {
                 let files = output::files(&rendered.objects, format)?;
                 let written = output::write_dir(dir, &files).map_err(|error| {

@@ -1,6 +1,7 @@
 //! Writes the ordered objects: one multi-document YAML stream or a `v1` `List`, to stdout or
 //! as one file per plugin in a folder.
 
+pub mod check;
 mod yaml11;
 
 use std::borrow::Cow;
@@ -11,7 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::model::object::Placed;
 use crate::untrusted;
@@ -42,6 +43,12 @@ pub enum OutputError {
         object: String,
         #[source]
         source: serde_yaml::Error,
+    },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
     },
     #[error("cannot write {path}")]
     Write {
@@ -198,6 +205,33 @@ pub fn yaml_document(body: &Value) -> Result<String, serde_yaml::Error> {
     Ok(quotes.restore(&text))
 }
 
+/// Replaces each value of `data` and `stringData` with `***`, or `*** (before)` / `*** (after)`
+/// where it changes, so a diff says which keys change without printing secrets.
+pub fn mask_secret(live: &mut Value, merged: &mut Value) {
+    for field in ["data", "stringData"] {
+        let before = live.get(field).and_then(Value::as_object).cloned();
+        let after = merged.get(field).and_then(Value::as_object).cloned();
+        let masked = |own: &Map<String, Value>, other: Option<&Map<String, Value>>, tag: &str| {
+            own.iter()
+                .map(|(key, value)| {
+                    let mask = if other.and_then(|o| o.get(key)) == Some(value) {
+                        "***".to_string()
+                    } else {
+                        format!("*** ({tag})")
+                    };
+                    (key.clone(), Value::String(mask))
+                })
+                .collect::<Map<_, _>>()
+        };
+        if let Some(before_map) = &before {
+            live[field] = Value::Object(masked(before_map, after.as_ref(), "before"));
+        }
+        if let Some(after_map) = &after {
+            merged[field] = Value::Object(masked(after_map, before.as_ref(), "after"));
+        }
+    }
+}
+
 /// Serialises `objects` (already ordered) as one document.
 pub fn to_string(objects: &[&Placed], format: Format) -> Result<String, OutputError> {
     match format {
@@ -252,6 +286,12 @@ pub fn files(objects: &[Placed], format: Format) -> Result<BTreeMap<String, Stri
 /// without ever touching files it did not write.
 pub const WRITTEN_LIST: &str = ".mathison-host-files";
 
+/// Whether a name from the written-files list is a plain file name: a hand-edited list cannot
+/// reach outside the folder.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
+}
+
 /// Writes `files` into `dir`, all or nothing as far as the file system allows: every file is
 /// first written and synced under a temporary name, and only then are they renamed into place.
 /// Files the previous render wrote and this one does not are removed; other files are left alone,
@@ -302,12 +342,10 @@ pub fn write_dir(
         written.push(target);
     }
     // Only plain names from our own list: a hand-edited list cannot reach outside `dir`.
-    for stale in previous.lines().filter(|name| {
-        !files.contains_key(*name)
-            && !name.is_empty()
-            && !name.contains(['/', '\\'])
-            && !name.starts_with('.')
-    }) {
+    for stale in previous
+        .lines()
+        .filter(|name| is_plain_name(name) && !files.contains_key(*name))
+    {
         let path = dir.join(stale);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
