@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::apply::cluster::{Connection, KubeCluster};
+use crate::model::k8s;
 use crate::output::Format;
 use crate::plan::{self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request, ValuesSource};
 use crate::project::lock::{self, LockError, LockMode, PendingLock};
@@ -198,7 +199,7 @@ pub struct RenderArgs {
 
     /// An object the user owns, which no plugin may create or overwrite, as KIND/NAME.
     /// Repeatable.
-    #[arg(long = "user-owned", value_name = "KIND/NAME", default_value = "Secret/mathison-secrets", value_parser = parse_kind_name)]
+    #[arg(long = "user-owned", value_name = "KIND/NAME", default_value = "Secret/mathison-secrets", value_parser = k8s::parse_kind_name)]
     pub user_owned: Vec<(String, String)>,
 
     #[command(flatten)]
@@ -275,17 +276,7 @@ impl RenderArgs {
             secret_inputs = project.secret_inputs();
             allow_cluster_scoped |= project.file.allow_cluster_scoped;
             allow_rbac |= project.file.allow_rbac;
-            for owned in &project.file.user_owned {
-                let parsed = parse_kind_name(owned).map_err(|message| ProjectError::Invalid {
-                    origin: crate::values::Origin::File {
-                        path: project.path.clone(),
-                        line: 1,
-                        column: 1,
-                    },
-                    message: format!("userOwned: {message}"),
-                })?;
-                user_owned.push(parsed);
-            }
+            user_owned.extend(project.user_owned.iter().cloned());
         }
         values.extend(self.values.iter().cloned().map(ValuesSource::File));
         secret_inputs.extend(self.secret_inputs.iter().cloned());
@@ -392,13 +383,6 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .and_then(|bytes| u64::try_from(bytes).ok())
         .filter(|bytes| *bytes > 0)
         .ok_or_else(|| format!("{text:?} must be a positive size"))
-}
-
-fn parse_kind_name(text: &str) -> Result<(String, String), String> {
-    text.split_once('/')
-        .filter(|(kind, name)| !kind.is_empty() && !name.is_empty())
-        .map(|(kind, name)| (kind.to_string(), name.to_string()))
-        .ok_or_else(|| format!("{text:?} is not KIND/NAME, e.g. Secret/mathison-secrets"))
 }
 
 #[cfg(test)]

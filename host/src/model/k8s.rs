@@ -278,6 +278,14 @@ pub fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
+/// `KIND/NAME`, as `--user-owned` and a project's `userOwned` name an object.
+pub fn parse_kind_name(text: &str) -> Result<(String, String), String> {
+    text.split_once('/')
+        .filter(|(kind, name)| !kind.is_empty() && !name.is_empty())
+        .map(|(kind, name)| (kind.to_string(), name.to_string()))
+        .ok_or_else(|| format!("{text:?} is not KIND/NAME, e.g. Secret/mathison-secrets"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Project;
+use crate::output;
 use crate::plan::{Locator, PlanError, PluginRequest};
 use crate::registry::{Digest, OciReference, Pin, RegistryError};
 
@@ -274,7 +275,11 @@ fn write(path: &Path, lock: &Lock) -> Result<PathBuf, LockError> {
         path: path.to_owned(),
         source,
     };
-    let yaml = serde_yaml::to_string(lock).map_err(|e| error(std::io::Error::other(e)))?;
+    // The render's own YAML writer: a name such as `yes` is quoted for YAML 1.1 readers too.
+    let yaml = serde_json::to_value(lock)
+        .map_err(std::io::Error::other)
+        .and_then(|value| output::yaml_document(&value).map_err(std::io::Error::other))
+        .map_err(error)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

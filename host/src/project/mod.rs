@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::model::k8s::parse_kind_name;
 use crate::registry::OciReference;
 use crate::values::yaml;
 use crate::values::{Origin, Section, ValuesError, escape_pointer};
@@ -97,6 +98,8 @@ pub struct Project {
     pub sources: Vec<String>,
     /// Each plugin's inline values, with positions.
     pub sections: Vec<Section>,
+    /// `userOwned`, as (kind, name).
+    pub user_owned: Vec<(String, String)>,
 }
 
 impl Project {
@@ -161,6 +164,19 @@ impl Project {
             }
             sources.push(source);
         }
+        let user_owned = file
+            .user_owned
+            .iter()
+            .enumerate()
+            .map(|(index, owned)| {
+                parse_kind_name(owned).map_err(|message| {
+                    invalid(
+                        &format!("/userOwned/{index}"),
+                        format!("userOwned[{index}]: {message}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
         let sections = file
             .plugins
             .iter()
@@ -188,6 +204,7 @@ impl Project {
             path: path.to_owned(),
             sources,
             sections,
+            user_owned,
             file,
         })
     }

@@ -71,6 +71,10 @@ fn mistakes_are_reported_at_their_line_and_column() {
             "proj/mathison.yaml:1:1: expected apiVersion mathison.dev/v1alpha1",
         ),
         (format!("{HEADER}plugins: [\n"), "proj/mathison.yaml:"),
+        (
+            format!("{HEADER}plugins: []\nuserOwned:\n  - Secret/mine\n  - nothing\n"),
+            "proj/mathison.yaml:6:5: userOwned[1]: \"nothing\" is not KIND/NAME",
+        ),
     ] {
         let error = parse(&text).unwrap_err().to_string();
         assert!(error.contains(needle), "{text}\n→ {error}");
