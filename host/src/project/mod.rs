@@ -116,7 +116,15 @@ impl Project {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ProjectError> {
         let located = yaml::parse(path, text)?;
         let origin_of = |pointer: &str| origin_at(&located.origins, path, pointer);
-        let root = located.root.clone().unwrap_or(Value::Null);
+        let Some(root) = located.root.clone() else {
+            return Err(ProjectError::Invalid {
+                origin: origin_of(""),
+                message: format!(
+                    "the project file is empty; it needs apiVersion: {API_VERSION}, kind: {KIND} \
+                     and plugins (`mathison-host schema project` prints the schema)"
+                ),
+            });
+        };
         let file: ProjectFile = serde_path_to_error::deserialize(&root).map_err(|error| {
             let pointer = pointer_of(error.path());
             ProjectError::Invalid {

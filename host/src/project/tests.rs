@@ -72,6 +72,10 @@ fn mistakes_are_reported_at_their_line_and_column() {
         ),
         (format!("{HEADER}plugins: [\n"), "proj/mathison.yaml:"),
         (
+            String::new(),
+            "proj/mathison.yaml:1:1: the project file is empty",
+        ),
+        (
             format!("{HEADER}plugins: []\nuserOwned:\n  - Secret/mine\n  - nothing\n"),
             "proj/mathison.yaml:6:5: userOwned[1]: \"nothing\" is not KIND/NAME",
         ),
