@@ -6,7 +6,7 @@
 CARGO ?= cargo
 PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
 
-.PHONY: render plugins host wasm-target test lint test-rust test-oracles deps bench pgbouncer publish
+.PHONY: render plugins host wasm-target install test lint test-rust test-oracles deps bench pgbouncer publish
 
 # Recipes of the render path are silent (@): stdout carries only the manifests, so that
 # `make render | kubectl apply -f -` works. Builds report on stderr.
@@ -21,6 +21,14 @@ plugins: wasm-target host
 
 host:
 	@$(CARGO) build --quiet --release -p mathison-host
+
+# Installs the binary, the official plugins (precompiled), man pages and shell completions:
+#   make install [PREFIX=~/.local]
+PREFIX ?= $(HOME)/.local
+install: plugins
+	@dist/install.sh "$(PREFIX)" target/release/mathison-host \
+	    target/wasm32-wasip2/plugin/mathison_plugin_postgres.wasm \
+	    target/wasm32-wasip2/plugin/mathison_plugin_redis.wasm
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

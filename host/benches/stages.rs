@@ -96,6 +96,7 @@ fn stages(c: &mut Criterion) {
                 .map(|e| decode::decode(&info.name, e).expect("decode"))
                 .collect(),
             connection_values: output.connection_values.clone(),
+            provenance: None,
         })
         .collect();
     let settings = MergeSettings {

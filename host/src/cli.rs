@@ -2,15 +2,21 @@
 //! stages take. clap stays here and in `commands`: no stage depends on the command line.
 
 use std::env;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use clap_complete::engine::{
+    ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter,
+};
 
 use crate::apply::cluster::{Connection, KubeCluster};
 use crate::model::k8s;
 use crate::output::Format;
-use crate::plan::{self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request, ValuesSource};
+use crate::plan::{
+    self, Locator, PLUGIN_PATH_ENV, PluginRequest, Request, SearchEnv, ValuesSource,
+};
 use crate::project::lock::{self, LockError, LockMode, PendingLock};
 use crate::project::{PROJECT_FILE, Project, ProjectError};
 use crate::registry::{self, Registry};
@@ -51,7 +57,8 @@ pub struct RuntimeArgs {
 
     /// Load the precompiled code `mathison-host compile` wrote beside a plugin (postgres.cwasm)
     /// instead of compiling it. That file is native code, outside the sandbox: allow it only
-    /// for plugins that come from the same place as this binary.
+    /// for plugins that come from the same place as this binary. The plugins installed with
+    /// this binary (PREFIX/share/mathison-host/plugins) need no flag.
     #[arg(long = "allow-precompiled", env = "MATHISON_ALLOW_PRECOMPILED", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_precompiled: bool,
 
@@ -81,13 +88,23 @@ pub struct RegistryArgs {
 impl RuntimeArgs {
     /// The runtime these arguments describe.
     pub fn runtime(&self) -> Result<Runtime, RuntimeError> {
-        Runtime::new(self.limits(), self.cache_dir(), self.allow_precompiled)
+        let runtime = Runtime::new(self.limits(), self.cache_dir(), self.allow_precompiled)?;
+        // The plugins `make install` put beside this binary came with it, precompiled by it.
+        Ok(
+            match env::current_exe()
+                .ok()
+                .and_then(|exe| plan::installed_plugin_dir(&exe))
+            {
+                Some(installed) => runtime.trust_precompiled_in(&installed),
+                None => runtime,
+            },
+        )
     }
 
-    /// Where bare plugin names are looked up: `--plugin-path`, then `$MATHISON_PLUGIN_PATH`,
-    /// then the workspace's build output.
+    /// Where bare plugin names are looked up: `--plugin-path`, then the rest of
+    /// [`plan::search_path`].
     pub fn search_path(&self) -> Vec<PathBuf> {
-        plan::search_path(&self.plugin_path, env::var_os(PLUGIN_PATH_ENV))
+        plan::search_path(&self.plugin_path, &search_env())
     }
 
     /// The registry client these arguments describe; its blobs live in the cache directory,
@@ -140,14 +157,44 @@ impl RuntimeArgs {
     }
 }
 
+/// What the search path depends on, from this process's environment.
+fn search_env() -> SearchEnv {
+    SearchEnv {
+        plugin_path: env::var_os(PLUGIN_PATH_ENV),
+        xdg_data_home: env::var_os("XDG_DATA_HOME"),
+        home: env::var_os("HOME"),
+        exe: env::current_exe().ok(),
+    }
+}
+
+/// Completes a `--plugin` value: the bare names on the search path (without `--plugin-path`,
+/// which a completer cannot see), or, once it has a `/`, directories and `.wasm` files.
+fn complete_plugin(current: &OsStr) -> Vec<CompletionCandidate> {
+    let Some(prefix) = current.to_str() else {
+        return Vec::new();
+    };
+    if prefix.contains('/') {
+        return PathCompleter::any()
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+            .complete(current);
+    }
+    plan::plugin_names(&plan::search_path(&[], &search_env()))
+        .into_iter()
+        .filter(|name| name.starts_with(prefix))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
 /// What to render and how; shared by `render`, `validate`, `apply` and `diff`.
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     /// A plugin: a path to a .wasm file, a bare name (`postgres`) looked up in --plugin-path,
-    /// $MATHISON_PLUGIN_PATH and ./target/wasm32-wasip2/plugin, or a registry reference
-    /// (oci://HOST/REPO:TAG or oci://HOST/REPO@sha256:DIGEST). Repeatable. Without any, the
-    /// project file's plugins are rendered.
-    #[arg(short, long = "plugin", value_name = "PLUGIN")]
+    /// $MATHISON_PLUGIN_PATH, ./target/wasm32-wasip2/plugin, $XDG_DATA_HOME/mathison-host/plugins
+    /// (~/.local/share/mathison-host/plugins) and the plugins installed with this binary
+    /// (PREFIX/share/mathison-host/plugins), or a registry reference (oci://HOST/REPO:TAG or
+    /// oci://HOST/REPO@sha256:DIGEST). Repeatable. Without any, the project file's plugins are
+    /// rendered.
+    #[arg(short, long = "plugin", value_name = "PLUGIN", add = ArgValueCompleter::new(complete_plugin))]
     pub plugins: Vec<String>,
 
     /// The project file [default: ./mathison.yaml when no --plugin is given]. Flags override
@@ -202,6 +249,12 @@ pub struct RenderArgs {
     #[arg(long = "user-owned", value_name = "KIND/NAME", default_value = "Secret/mathison-secrets", value_parser = k8s::parse_kind_name)]
     pub user_owned: Vec<(String, String)>,
 
+    /// Annotate every object with what made it (mathison.dev/provenance: the plugin, its
+    /// version and SHA-256, the WIT and host versions). Off by default, so that renders stay
+    /// byte-identical when only a plugin's build changed.
+    #[arg(long)]
+    pub provenance: bool,
+
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -246,21 +299,33 @@ impl RenderArgs {
     /// from the project are held to its lock file (written when missing or out of date, unless
     /// `--locked`).
     pub fn prepare(&self, locator: &Locator) -> Result<Prepared, RequestError> {
-        let project = self.project()?;
+        let mode = if self.locked {
+            LockMode::Locked
+        } else {
+            LockMode::Update
+        };
+        self.prepare_with(locator, self.project()?, Some(mode))
+    }
+
+    /// The render these arguments ask for over `project`. With a lock mode, the project's
+    /// plugins are held to its lock file as the mode says; without one, they are taken as the
+    /// project names them.
+    pub fn prepare_with(
+        &self,
+        locator: &Locator,
+        project: Option<Project>,
+        lock: Option<LockMode>,
+    ) -> Result<Prepared, RequestError> {
         let mut pending_lock = None;
-        let plugins = match &project {
+        let plugins = match (&project, lock) {
             _ if !self.plugins.is_empty() => self.plugins.iter().map(PluginRequest::new).collect(),
-            Some(project) => {
-                let mode = if self.locked {
-                    LockMode::Locked
-                } else {
-                    LockMode::Update
-                };
+            (Some(project), Some(mode)) => {
                 let resolved = lock::resolve(project, locator, mode)?;
                 pending_lock = resolved.pending;
                 resolved.plugins
             }
-            None => return Err(RequestError::NoPlugins),
+            (Some(project), None) => project.plugin_requests(),
+            (None, _) => return Err(RequestError::NoPlugins),
         };
         if plugins.is_empty() {
             return Err(RequestError::NoPlugins);
@@ -301,6 +366,7 @@ impl RenderArgs {
                 allow_cluster_scoped,
                 allow_rbac,
                 user_owned,
+                provenance: self.provenance,
             },
             pending_lock,
         })

@@ -3,10 +3,17 @@
 use std::io;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use clap_complete::CompleteEnv;
 use mathison_host::commands::Cli;
+use mathison_host::commands::completions::COMPLETE_ENV;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (through the script `completions SHELL` prints) is
+    // answered here, and the process exits, before anything else is parsed or printed.
+    CompleteEnv::with_factory(Cli::command)
+        .var(COMPLETE_ENV)
+        .complete();
     // clap exits with 2 on usage errors and 0 for --help/--version.
     let cli = Cli::parse();
     match mathison_host::commands::run(cli) {

@@ -18,6 +18,7 @@ use crate::model::reserved;
 use crate::order;
 use crate::plan::{Locator, Plan, PlanError, PluginFile, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
+use crate::registry::Digest;
 use crate::runtime::{CacheOutcome, CallError, LoadError, LoadedPlugin, Runtime};
 use crate::schema::Schema;
 use crate::untrusted::Escaped;
@@ -39,6 +40,12 @@ pub enum PipelineError {
     Call { plugin: String, error: CallError },
     #[error("{plugin}: `info` is invalid: {message}")]
     Info { plugin: String, message: String },
+    #[error("cannot read {} for its provenance", path.display())]
+    Provenance {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{first} and {second} are both named {name:?}; plugin names must be unique")]
     DuplicateName {
         name: String,
@@ -147,6 +154,31 @@ pub fn check_name(plugin: &Described, file: &PluginFile) -> Result<(), PipelineE
     }
 }
 
+/// Describes `plugins` in parallel, in the order given, and refuses one that is not the plugin
+/// the user named or that calls itself what another one does: plugin names key their values.
+pub fn describe_all(
+    runtime: &Runtime,
+    plugins: &[PluginFile],
+) -> Result<Vec<Described>, PipelineError> {
+    let described = in_parallel(plugins, |plugin| describe(runtime, plugin))?;
+    for (plugin, file) in described.iter().zip(plugins) {
+        check_name(plugin, file)?;
+    }
+    for (index, plugin) in described.iter().enumerate() {
+        if let Some(first) = described[..index]
+            .iter()
+            .find(|p| p.info.name == plugin.info.name)
+        {
+            return Err(PipelineError::DuplicateName {
+                name: plugin.info.name.clone(),
+                first: first.source.clone(),
+                second: plugin.source.clone(),
+            });
+        }
+    }
+    Ok(described)
+}
+
 fn check_info(source: &str, info: &PluginInfo) -> Result<(), PipelineError> {
     let invalid = |message: String| PipelineError::Info {
         plugin: source.to_string(),
@@ -197,23 +229,7 @@ pub fn render(
     request: &Request,
 ) -> Result<Rendered, PipelineError> {
     let plan = &Plan::new(request, locator)?;
-    let described: Vec<Described> = in_parallel(&plan.plugins, |plugin| describe(runtime, plugin))?;
-
-    for (plugin, file) in described.iter().zip(&plan.plugins) {
-        check_name(plugin, file)?;
-    }
-    for (index, plugin) in described.iter().enumerate() {
-        if let Some(first) = described[..index]
-            .iter()
-            .find(|p| p.info.name == plugin.info.name)
-        {
-            return Err(PipelineError::DuplicateName {
-                name: plugin.info.name.clone(),
-                first: first.source.clone(),
-                second: plugin.source.clone(),
-            });
-        }
-    }
+    let described = describe_all(runtime, &plan.plugins)?;
     let names = || described.iter().map(|p| p.info.name.as_str());
     plan.values.check_sections(names())?;
     if let Some(unbound) = plan
@@ -235,6 +251,9 @@ pub fn render(
         namespace: plan.context.namespace.clone(),
         instance: plan.context.instance.clone(),
         secret_inputs: plan.secret_inputs.clone(),
+        host_provenance: plan
+            .provenance
+            .then(|| host_provenance(&plan.context.host_version)),
     };
     let mut merged = merge::merge(contributions, &settings)?;
     order::sort(&mut merged.objects);
@@ -295,14 +314,43 @@ fn render_one(
         logs: plugin.logs.iter().chain(&called.logs).cloned().collect(),
         objects: objects.len(),
     };
+    let provenance = match plan.provenance {
+        true => Some(plugin_provenance(plugin, &plan.context.host_version)?),
+        false => None,
+    };
     let contribution = PluginObjects {
         name: info.name.clone(),
         source: plugin.source.clone(),
         version: info.version.clone(),
         objects,
         connection_values: called.value.connection_values,
+        provenance,
     };
     Ok((contribution, report))
+}
+
+/// The provenance annotation of a plugin's objects: the plugin's name and version (checked in
+/// `info`), the SHA-256 of its bytes (an `oci://` plugin's layer digest), the contract it was
+/// built against and the host. Its path is left out: it differs between machines.
+fn plugin_provenance(plugin: &Described, host_version: &str) -> Result<String, PipelineError> {
+    let path = &plugin.loaded.path;
+    let bytes = std::fs::read(path).map_err(|source| PipelineError::Provenance {
+        path: path.clone(),
+        source,
+    })?;
+    let provenance = serde_json::json!({
+        "plugin": plugin.info.name,
+        "version": plugin.info.version,
+        "sha256": Digest::of(&bytes).to_string(),
+        "wit": plugin.loaded.wit_version.to_string(),
+        "host": host_version,
+    });
+    Ok(provenance.to_string())
+}
+
+/// The provenance annotation of the host's own objects.
+fn host_provenance(host_version: &str) -> String {
+    serde_json::json!({"plugin": reserved::HOST_ORIGIN, "host": host_version}).to_string()
 }
 
 /// Maps `f` over `items` on as many threads as there are cores (this one included), each taking
@@ -529,6 +577,7 @@ mod fuzz {
             version: info.version.clone(),
             objects,
             connection_values: values,
+            provenance: None,
         };
         if let Ok(mut merged) = merge::merge(vec![plugin], &MergeSettings::default()) {
             order::sort(&mut merged.objects);

@@ -18,6 +18,9 @@ use crate::values::{self, Section, Values};
 pub const PLUGIN_PATH_ENV: &str = "MATHISON_PLUGIN_PATH";
 /// Where `cargo build --profile plugin --target wasm32-wasip2` (`make plugins`) puts plugins, relative to the workspace.
 pub const WORKSPACE_BUILD_OUTPUT: &str = "target/wasm32-wasip2/plugin";
+/// Where plugins are installed, under a data directory (`$XDG_DATA_HOME`) or an installation
+/// prefix (`make install PREFIX=...`).
+pub const INSTALLED_PLUGINS: &str = "share/mathison-host/plugins";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -61,6 +64,14 @@ impl PluginRequest {
             spec: spec.into(),
             pin: None,
             name: None,
+        }
+    }
+
+    /// A plugin that must call itself `name`.
+    pub fn named(spec: impl Into<String>, name: &str) -> Self {
+        Self {
+            name: Some(name.to_string()),
+            ..Self::new(spec)
         }
     }
 }
@@ -122,6 +133,8 @@ pub struct Request {
     pub allow_rbac: bool,
     /// Objects (kind, name) the user owns.
     pub user_owned: Vec<(String, String)>,
+    /// Annotate every object with what made it (`--provenance`).
+    pub provenance: bool,
 }
 
 /// Where values come from, before `--set`.
@@ -141,6 +154,7 @@ pub struct Plan {
     pub context: RenderContext,
     pub policy: Policy,
     pub secret_inputs: SecretInputs,
+    pub provenance: bool,
 }
 
 impl Plan {
@@ -187,19 +201,79 @@ impl Plan {
                 host_owned: reserved::host_owned(&args.instance),
             },
             secret_inputs: SecretInputs::read(&args.secret_inputs)?,
+            provenance: args.provenance,
         })
     }
 }
 
-/// The plugin search path: `--plugin-path` directories, then `$MATHISON_PLUGIN_PATH`, then the
-/// workspace's build output.
-pub fn search_path(flag_dirs: &[PathBuf], env_value: Option<OsString>) -> Vec<PathBuf> {
+/// What the plugin search path depends on besides `--plugin-path`, as `cli` reads it from the
+/// process.
+#[derive(Debug, Clone, Default)]
+pub struct SearchEnv {
+    /// `$MATHISON_PLUGIN_PATH`.
+    pub plugin_path: Option<OsString>,
+    /// `$XDG_DATA_HOME`.
+    pub xdg_data_home: Option<OsString>,
+    /// `$HOME`.
+    pub home: Option<OsString>,
+    /// The running executable.
+    pub exe: Option<PathBuf>,
+}
+
+/// The plugin search path: `--plugin-path` directories, `$MATHISON_PLUGIN_PATH`, the
+/// workspace's build output, the user's data directory
+/// (`$XDG_DATA_HOME/mathison-host/plugins`, or `~/.local/share/mathison-host/plugins`), then
+/// the plugins installed with the running binary ([`installed_plugin_dir`]).
+pub fn search_path(flag_dirs: &[PathBuf], env: &SearchEnv) -> Vec<PathBuf> {
     let mut dirs = flag_dirs.to_vec();
-    if let Some(value) = env_value {
-        dirs.extend(env::split_paths(&value).filter(|p| !p.as_os_str().is_empty()));
+    if let Some(value) = &env.plugin_path {
+        dirs.extend(env::split_paths(value).filter(|p| !p.as_os_str().is_empty()));
     }
     dirs.push(PathBuf::from(WORKSPACE_BUILD_OUTPUT));
+    let data_home = match &env.xdg_data_home {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => env
+            .home
+            .as_ref()
+            .map(|home| Path::new(home).join(".local/share")),
+    };
+    if let Some(data_home) = data_home {
+        dirs.push(data_home.join("mathison-host/plugins"));
+    }
+    if let Some(installed) = env.exe.as_deref().and_then(installed_plugin_dir) {
+        // With the default prefix (~/.local) this is the data directory again.
+        if dirs.last() != Some(&installed) {
+            dirs.push(installed);
+        }
+    }
     dirs
+}
+
+/// Where `make install` puts the plugins shipped with the binary at `exe`:
+/// `PREFIX/share/mathison-host/plugins` for `PREFIX/bin/mathison-host`.
+pub fn installed_plugin_dir(exe: &Path) -> Option<PathBuf> {
+    Some(exe.parent()?.parent()?.join(INSTALLED_PLUGINS))
+}
+
+/// The bare names [`resolve_plugin`] finds on `search` (`NAME.wasm` and
+/// `mathison_plugin_NAME.wasm` give `NAME`), sorted, each once: what `--plugin` completes to.
+pub fn plugin_names(search: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = search
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.ok()?.file_name().into_string().ok()?;
+            let stem = file.strip_suffix(".wasm")?;
+            let name = stem.strip_prefix("mathison_plugin_").unwrap_or(stem);
+            // Anything else would be taken for a path, not looked up.
+            let bare = !name.is_empty() && !name.contains('/') && !name.ends_with(".wasm");
+            bare.then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A path (anything with a `/` or ending in `.wasm`) is taken as is; a bare name is looked up
@@ -255,7 +329,10 @@ mod tests {
         fs::write(first.path().join("redis.wasm"), b"")?;
         let search = search_path(
             &[first.path().to_owned()],
-            Some(second.path().as_os_str().to_owned()),
+            &SearchEnv {
+                plugin_path: Some(second.path().as_os_str().to_owned()),
+                ..SearchEnv::default()
+            },
         );
         assert_eq!(
             resolve_plugin("redis", &search).ok(),
@@ -270,6 +347,70 @@ mod tests {
             missing.contains("minio.wasm or mathison_plugin_minio.wasm"),
             "{missing}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_search_path_ends_with_the_data_directory_then_the_installed_plugins() {
+        let env = SearchEnv {
+            plugin_path: Some(OsString::from("/env/a::/env/b")),
+            xdg_data_home: Some(OsString::from("/xdg")),
+            home: Some(OsString::from("/home/u")),
+            exe: Some(PathBuf::from("/opt/mathison/bin/mathison-host")),
+        };
+        let expected = [
+            "/flag",
+            "/env/a",
+            "/env/b",
+            WORKSPACE_BUILD_OUTPUT,
+            "/xdg/mathison-host/plugins",
+            "/opt/mathison/share/mathison-host/plugins",
+        ];
+        assert_eq!(
+            search_path(&[PathBuf::from("/flag")], &env),
+            expected.map(PathBuf::from)
+        );
+
+        // Without XDG_DATA_HOME (or with it empty), the data directory is under HOME; with the
+        // default prefix, ~/.local, it is also where the binary's plugins are: listed once.
+        let env = SearchEnv {
+            xdg_data_home: Some(OsString::new()),
+            exe: Some(PathBuf::from("/home/u/.local/bin/mathison-host")),
+            ..env
+        };
+        let expected = [
+            "/env/a",
+            "/env/b",
+            WORKSPACE_BUILD_OUTPUT,
+            "/home/u/.local/share/mathison-host/plugins",
+        ];
+        assert_eq!(search_path(&[], &env), expected.map(PathBuf::from));
+        assert_eq!(
+            search_path(&[], &SearchEnv::default()),
+            [PathBuf::from(WORKSPACE_BUILD_OUTPUT)]
+        );
+    }
+
+    #[test]
+    fn plugin_names_are_the_bare_names_that_resolve() -> std::io::Result<()> {
+        let first = tempfile::tempdir()?;
+        let second = tempfile::tempdir()?;
+        for file in ["mathison_plugin_postgres.wasm", "redis.wasm", "redis.cwasm"] {
+            fs::write(first.path().join(file), b"")?;
+        }
+        for file in ["redis.wasm", "notes.txt", ".wasm", "x.wasm.wasm"] {
+            fs::write(second.path().join(file), b"")?;
+        }
+        let search = [
+            first.path().to_owned(),
+            second.path().to_owned(),
+            first.path().join("missing"),
+        ];
+        let names = plugin_names(&search);
+        assert_eq!(names, ["postgres", "redis"]);
+        for name in &names {
+            assert!(resolve_plugin(name, &search).is_ok(), "{name} resolves");
+        }
         Ok(())
     }
 

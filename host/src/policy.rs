@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use crate::model::contract::KindRef;
 use crate::model::k8s::Scope;
 use crate::model::object::Decoded;
+use crate::model::reserved::PROVENANCE_ANNOTATION;
 
 /// What the user allowed for this render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +131,13 @@ impl Policy {
                 self.namespace
             ));
         }
+        let annotations = object.body.pointer("/metadata/annotations");
+        if annotations.is_some_and(|a| a.get(PROVENANCE_ANNOTATION).is_some()) {
+            return Some(format!(
+                "it sets the annotation {PROVENANCE_ANNOTATION}, which only mathison-host writes \
+                 (--provenance), so that it tells truly what made an object"
+            ));
+        }
         if object.scope != Scope::Cluster {
             let named = |owned: &Vec<(String, String)>| {
                 owned
@@ -215,6 +223,16 @@ mod tests {
             Ok(()) => String::new(),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn a_plugin_cannot_write_the_provenance_annotation() {
+        let mut cm = object("v1", "ConfigMap", "x", None, Scope::Namespaced);
+        cm.body = json!({"metadata": {"annotations": {PROVENANCE_ANNOTATION: "forged"}}});
+        let declared = kinds(&[("v1", "ConfigMap")]);
+        assert!(reason(&policy(), &declared, &cm).contains("only mathison-host writes"));
+        cm.body = json!({"metadata": {"annotations": {"mathison.dev/other": "fine"}}});
+        assert_eq!(reason(&policy(), &declared, &cm), "");
     }
 
     #[test]

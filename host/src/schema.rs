@@ -13,8 +13,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use jsonschema::PatternOptions;
 use jsonschema::error::ValidationErrorKind;
+use jsonschema::{Draft, PatternOptions};
 use serde_json::Value;
 
 use crate::untrusted::shown;
@@ -24,6 +24,9 @@ use crate::untrusted::shown;
 pub const MAX_EXPANDED_NODES: usize = 100_000;
 /// The most problems reported for one configuration: enough to fix, bounded to show.
 pub const MAX_VIOLATIONS: usize = 50;
+/// The draft plugins' schemas are written for, and what the validator reads one that names
+/// no `$schema` as.
+pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 /// Compiled size limits of one pattern (the regex crate's defaults are 10x larger).
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 const PATTERN_DFA_SIZE_LIMIT: usize = 1 << 20;
@@ -49,6 +52,12 @@ pub enum SchemaError {
         value: String,
         at: String,
     },
+    #[error(
+        "the plugin's config schema is written for {}, not draft 2020-12 ({DRAFT_2020_12}); \
+         only draft 2020-12 schemas can be combined into one",
+        shown(.0)
+    )]
+    OtherDraft(String),
     #[error("the plugin's config schema is invalid: {}", shown(.0))]
     Invalid(String),
     #[error(
@@ -99,6 +108,24 @@ impl Schema {
         &self.root
     }
 
+    /// The schema as a part of a larger document, at the JSON pointer `at` (`/$defs/postgres`):
+    /// its references rewritten to point there, and without the `$schema` and `$id` that only
+    /// a document's root may carry (its references are all local, so its `$id` resolves none).
+    /// Only a draft 2020-12 schema can be embedded: the document's draft applies to all of it.
+    pub fn embedded_at(&self, at: &str) -> Result<Value, SchemaError> {
+        if Draft::default().detect(&self.root) != Draft::Draft202012 {
+            let declared = self.root.get("$schema").unwrap_or(&Value::Null);
+            return Err(SchemaError::OtherDraft(declared.to_string()));
+        }
+        let mut embedded = self.root.clone();
+        if let Value::Object(root) = &mut embedded {
+            root.remove("$schema");
+            root.remove("$id");
+        }
+        rebase_references(&mut embedded, at);
+        Ok(embedded)
+    }
+
     /// The ways `config` breaks the schema (at most [`MAX_VIOLATIONS`]), found within
     /// `time_limit`.
     pub fn check(
@@ -123,6 +150,32 @@ impl Schema {
                 Err(SchemaError::Invalid("the schema check failed".into()))
             }
         }
+    }
+}
+
+/// Points every reference in `value` (`#` or `#/...`, the only ones [`Schema::parse`] accepts)
+/// below `at`. Every `$ref` member counts, as [`Expansion`] counts them: whatever the bounds
+/// were checked for is what is rewritten. serde_json's nesting limit bounds the recursion.
+fn rebase_references(value: &mut Value, at: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match (key.as_str(), child) {
+                    ("$ref", Value::String(reference)) => {
+                        if let Some(pointer) = reference.strip_prefix('#') {
+                            *reference = format!("#{at}{pointer}");
+                        }
+                    }
+                    (_, child) => rebase_references(child, at),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                rebase_references(item, at);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -332,6 +385,67 @@ mod tests {
                 "{schema}"
             );
         }
+    }
+
+    #[test]
+    fn an_embedded_schema_checks_as_it_does_alone() -> Result<(), Box<dyn std::error::Error>> {
+        let schema = parse(&json!({
+            "$schema": DRAFT_2020_12,
+            // Kept, it would make "#/$defs/plugin/..." below resolve against itself.
+            "$id": "https://example.com/plugin.json",
+            "$defs": {"size": {"type": "integer", "minimum": 1}},
+            "type": "object",
+            "properties": {"size": {"$ref": "#/$defs/size"}, "child": {"$ref": "#"}},
+            "additionalProperties": false
+        }))?;
+        let embedded = schema.embedded_at("/$defs/plugin")?;
+        assert!(embedded.get("$schema").is_none() && embedded.get("$id").is_none());
+        let document = json!({
+            "$schema": DRAFT_2020_12,
+            "properties": {"plugin": {"$ref": "#/$defs/plugin"}},
+            "$defs": {"plugin": embedded}
+        });
+        let whole = jsonschema::validator_for(&document)?;
+        for config in [
+            json!({"size": 2, "child": {"child": {"size": 3}}}),
+            json!({"child": {"size": 0}}),
+            json!({"child": {"child": {"nmae": 1}}}),
+            json!({"size": "big", "child": null}),
+        ] {
+            let alone: Vec<String> = schema
+                .check(&config, LIMIT)?
+                .into_iter()
+                .map(|violation| format!("/plugin{}", violation.pointer))
+                .collect();
+            let within: Vec<String> = whole
+                .iter_errors(&json!({"plugin": config}))
+                .map(|error| error.instance_path().as_str().to_string())
+                .collect();
+            assert_eq!(within, alone, "{config}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn only_draft_2020_12_schemas_are_embedded() -> Result<(), SchemaError> {
+        for accepted in [
+            json!({"type": "object"}),
+            json!({"$schema": DRAFT_2020_12}),
+            json!({"$schema": format!("{DRAFT_2020_12}#")}),
+        ] {
+            parse(&accepted)?.embedded_at("/$defs/p")?;
+        }
+        for refused in [
+            "http://json-schema.org/draft-07/schema#",
+            "https://json-schema.org/draft/2019-09/schema",
+            "https://example.com/my-meta-schema",
+        ] {
+            assert!(matches!(
+                parse(&json!({"$schema": refused}))?.embedded_at("/$defs/p"),
+                Err(SchemaError::OtherDraft(_))
+            ));
+        }
+        Ok(())
     }
 
     #[test]

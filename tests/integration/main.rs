@@ -4,11 +4,15 @@
 mod support;
 
 mod apply;
+mod argocd;
 mod authoring;
 mod boundary;
 mod cache;
 mod cli;
 mod determinism;
+mod install;
+mod krm;
 mod limits;
 mod registry;
 mod render;
+mod schema;

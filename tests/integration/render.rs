@@ -5,7 +5,7 @@ use std::fs;
 use proptest::prelude::*;
 use serde::Deserialize;
 
-use crate::support::{HOSTILE, Host, POSTGRES, REDIS, Run, assert_golden, read_dir};
+use crate::support::{HOSTILE, Host, POSTGRES, REDIS, Run, assert_golden, items, read_dir};
 
 /// Renders postgres and redis with `args` into a folder and compares it with
 /// `tests/golden/NAME`; returns the run, for its stderr.
@@ -445,4 +445,56 @@ fn check_diffs_a_stale_folder_with_secrets_masked_and_writes_nothing() {
         "{}",
         missing.stdout
     );
+}
+
+#[test]
+fn provenance_names_what_made_each_object_only_when_asked_for() {
+    let host = Host::new();
+    let plain = host
+        .run(&["render", "-p", POSTGRES, "-p", REDIS, "--format", "json"])
+        .success();
+    assert!(!plain.stdout.contains("mathison.dev/provenance"));
+    let run = host
+        .run(&[
+            "render",
+            "-p",
+            POSTGRES,
+            "-p",
+            REDIS,
+            "--format",
+            "json",
+            "--provenance",
+        ])
+        .success();
+    let sha256 = |path: &str| {
+        use sha2::Digest as _;
+        let bytes = fs::read(path).expect("the plugin file");
+        let hex: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("sha256:{hex}")
+    };
+    let objects = items(&run);
+    assert_eq!(objects.len(), items(&plain).len());
+    for object in objects {
+        let text = object["metadata"]["annotations"]["mathison.dev/provenance"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no provenance on {object}"));
+        let provenance: serde_json::Value = serde_json::from_str(text).expect("JSON");
+        let host_version = env!("CARGO_PKG_VERSION");
+        let expected = match object["metadata"]["labels"]["app.kubernetes.io/name"].as_str() {
+            Some(plugin @ ("postgres" | "redis")) => {
+                let file = if plugin == "postgres" {
+                    POSTGRES
+                } else {
+                    REDIS
+                };
+                serde_json::json!({"plugin": plugin, "version": "0.1.0", "sha256": sha256(file),
+                                   "wit": "0.1.0", "host": host_version})
+            }
+            _ => serde_json::json!({"plugin": "mathison-host", "host": host_version}),
+        };
+        assert_eq!(provenance, expected, "{}", object["metadata"]["name"]);
+    }
 }

@@ -29,7 +29,13 @@ impl Host {
     }
 
     pub fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mathison-host"));
+        self.command_of(env!("CARGO_BIN_EXE_mathison-host"))
+    }
+
+    /// `program` in the environment [`command`](Self::command) gives the binary: for what runs
+    /// the binary itself, such as a shell script.
+    pub fn command_of(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -45,6 +51,28 @@ impl Host {
                 .output()
                 .expect("run mathison-host"),
         )
+    }
+
+    /// Runs the binary with `input` on its stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mathison-host");
+        let mut stdin = child.stdin.take().expect("the child's stdin");
+        let input = input.to_owned();
+        // Written from a thread: a child that fills its stdout before reading all of stdin
+        // would otherwise never finish.
+        let writer = thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, input.as_bytes());
+        });
+        let output = child.wait_with_output().expect("wait for mathison-host");
+        writer.join().expect("the stdin writer");
+        Run::from(output)
     }
 
     /// Runs the binary as [`run`](Self::run) does, measuring its wall time and peak memory.

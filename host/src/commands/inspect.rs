@@ -56,7 +56,7 @@ impl InspectCommand {
     }
 }
 
-fn parse(plugin: &str, what: &str, text: &str) -> anyhow::Result<Value> {
+pub(super) fn parse(plugin: &str, what: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text)
         .map_err(|e| anyhow::anyhow!("{plugin}: the plugin's {what} is not JSON: {e}"))
 }

@@ -3,9 +3,12 @@
 
 pub mod apply;
 pub mod compile;
+pub mod completions;
 pub mod diff;
+pub mod function;
 pub mod inspect;
 pub mod lock;
+pub mod man;
 pub mod new;
 pub mod push;
 pub mod render;
@@ -16,10 +19,10 @@ use std::io::{self, Write};
 
 use clap::{Parser, Subcommand};
 
-use crate::cli::RenderArgs;
+use crate::cli::{Prepared, RenderArgs};
 use crate::model::contract::LogLevel;
 use crate::pipeline::{self, Rendered};
-use crate::plan::Request;
+use crate::plan::{Locator, Request};
 
 /// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -42,9 +45,12 @@ pub enum Command {
     New(new::NewCommand),
     Apply(apply::ApplyCommand),
     Diff(diff::DiffCommand),
+    Fn(function::FunctionCommand),
     Push(push::PushCommand),
     Lock(lock::LockCommand),
     Schema(schema::SchemaCommand),
+    Completions(completions::CompletionsCommand),
+    Man(man::ManCommand),
 }
 
 /// Runs the command `cli` names.
@@ -58,9 +64,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::New(command) => command.run(verbose),
         Command::Apply(command) => command.run(verbose),
         Command::Diff(command) => command.run(verbose),
+        Command::Fn(command) => command.run(verbose),
         Command::Push(command) => command.run(verbose),
         Command::Lock(command) => command.run(verbose),
         Command::Schema(command) => command.run(verbose),
+        Command::Completions(command) => command.run(verbose),
+        Command::Man(command) => command.run(verbose),
     }
 }
 
@@ -69,8 +78,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<(Rendered, Request)> {
     let locator = args.runtime.locator();
     let prepared = args.prepare(&locator)?;
+    render_prepared(args, &locator, prepared, verbose)
+}
+
+/// Renders what [`RenderArgs::prepare`] or [`RenderArgs::prepare_with`] put together.
+fn render_prepared(
+    args: &RenderArgs,
+    locator: &Locator,
+    prepared: Prepared,
+    verbose: bool,
+) -> anyhow::Result<(Rendered, Request)> {
     let runtime = args.runtime.runtime()?;
-    let rendered = pipeline::render(&runtime, &locator, &prepared.request)?;
+    let rendered = pipeline::render(&runtime, locator, &prepared.request)?;
     // Only a render that succeeded proves the plugins are the ones the project names.
     if let Some(lock) = &prepared.pending_lock {
         eprintln!("note: wrote {}", lock.write()?.display());

@@ -18,7 +18,7 @@ use connections::Connections;
 use crate::model::contract::ConnectionValue;
 use crate::model::k8s::{Scope, is_label_value};
 use crate::model::object::{Decoded, ObjectId, Placed};
-use crate::model::reserved::HOST_ORIGIN;
+use crate::model::reserved::{HOST_ORIGIN, PROVENANCE_ANNOTATION};
 use crate::secret_inputs::SecretInputs;
 
 /// A plugin's contribution to the render.
@@ -31,6 +31,8 @@ pub struct PluginObjects {
     pub version: String,
     pub objects: Vec<Decoded>,
     pub connection_values: Vec<ConnectionValue>,
+    /// The provenance annotation's value for these objects, with `--provenance`.
+    pub provenance: Option<String>,
 }
 
 /// What merge needs to know about the render.
@@ -40,6 +42,8 @@ pub struct MergeSettings {
     pub instance: String,
     /// Secret inputs the user supplied, each bound to a plugin (`--secret-input`).
     pub secret_inputs: SecretInputs,
+    /// The provenance annotation's value for the host's own objects, with `--provenance`.
+    pub host_provenance: Option<String>,
 }
 
 /// The merged set, in no particular order yet, and notes for the user.
@@ -98,13 +102,15 @@ pub fn merge(plugins: Vec<PluginObjects>, settings: &MergeSettings) -> Result<Me
         let labels = recommended_labels(&plugin.name, &plugin.version, &settings.instance);
         let owner = owner.to_string();
         for object in plugin.objects {
-            let placed = place(&plugin.name, object, &labels, settings);
+            let mut placed = place(&plugin.name, object, &labels, settings);
             claim(&mut owners, &placed.id, &owner)?;
+            annotate_provenance(&mut placed, plugin.provenance.as_deref());
             merged.objects.push(placed);
         }
     }
-    for placed in connections.into_objects(settings)? {
+    for mut placed in connections.into_objects(settings)? {
         claim(&mut owners, &placed.id, HOST_ORIGIN)?;
+        annotate_provenance(&mut placed, settings.host_provenance.as_deref());
         merged.objects.push(placed);
     }
     Ok(merged)
@@ -158,6 +164,28 @@ fn place(
         api_version: object.api_version,
         scope: object.scope,
         body,
+    }
+}
+
+/// Sets the provenance annotation, when there is one to set; policy made sure no plugin set it.
+fn annotate_provenance(placed: &mut Placed, provenance: Option<&str>) {
+    let Some(provenance) = provenance else {
+        return;
+    };
+    if let Some(metadata) = placed
+        .body
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+    {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(
+                PROVENANCE_ANNOTATION.to_string(),
+                Value::String(provenance.to_string()),
+            );
+        }
     }
 }
 
@@ -227,6 +255,7 @@ mod tests {
             version: "1.2.3".into(),
             objects,
             connection_values: values,
+            provenance: None,
         }
     }
 
@@ -244,6 +273,45 @@ mod tests {
             value: value.into(),
             secret_input: input.map(Into::into),
         }
+    }
+
+    #[test]
+    fn provenance_is_annotated_on_every_object_only_when_asked_for() {
+        let annotated = |objects: &[Placed]| {
+            objects
+                .iter()
+                .map(|o| {
+                    o.body["metadata"]["annotations"][PROVENANCE_ANNOTATION]
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .collect::<Vec<_>>()
+        };
+        let plugins = || {
+            vec![plugin(
+                "redis",
+                vec![object("Service", "redis")],
+                vec![value("REDIS_URL", "redis://redis", None)],
+            )]
+        };
+        let plain = merge(plugins(), &settings()).unwrap();
+        assert!(annotated(&plain.objects).iter().all(Option::is_none));
+
+        let mut asked = plugins();
+        asked[0].provenance = Some("from redis".into());
+        let with = MergeSettings {
+            host_provenance: Some("from the host".into()),
+            ..settings()
+        };
+        let merged = merge(asked, &with).unwrap();
+        let found = annotated(&merged.objects);
+        assert_eq!(found[0].as_deref(), Some("from redis"));
+        assert!(
+            found[1..]
+                .iter()
+                .all(|a| a.as_deref() == Some("from the host")),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -452,6 +520,7 @@ mod proptests {
                         })
                         .into_iter()
                         .collect(),
+                    provenance: None,
                 })
                 .collect()
         })

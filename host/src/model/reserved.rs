@@ -5,6 +5,10 @@ pub const HOST_ORIGIN: &str = "mathison-host";
 /// The name of the host's ConfigMap and Secret of connection values.
 pub const CONNECTIONS_NAME: &str = "mathison-connections";
 
+/// The annotation `--provenance` puts on every object: what made it. Only the host writes it,
+/// so that it can be believed.
+pub const PROVENANCE_ANNOTATION: &str = "mathison.dev/provenance";
+
 /// The name of the Secret that is the parent of `instance`'s ApplySet (`apply --prune`).
 pub fn applyset_parent_name(instance: &str) -> String {
     format!("applyset-{instance}")

@@ -76,7 +76,6 @@ impl Serialize for Presented<'_> {
         let Some(fields) = value.as_object() else {
             return Node(value, quotes).serialize(serializer);
         };
-        const HEAD: [&str; 3] = ["apiVersion", "kind", "metadata"];
         let mut map = serializer.serialize_map(Some(fields.len()))?;
         for key in HEAD {
             if let Some(value) = fields.get(key) {
@@ -90,6 +89,26 @@ impl Serialize for Presented<'_> {
         }
         map.end()
     }
+}
+
+/// The fields written first, in this order, as kubectl shows objects.
+const HEAD: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// `body` with its fields in the order [`Presented`] writes them, for writers that embed
+/// objects in a document of their own (a KRM `ResourceList`).
+pub fn head_first(body: &Value) -> Value {
+    let Some(fields) = body.as_object() else {
+        return body.clone();
+    };
+    let head = HEAD.iter().filter_map(|key| fields.get_key_value(*key));
+    let rest = fields
+        .iter()
+        .filter(|(key, _)| !HEAD.contains(&key.as_str()));
+    Value::Object(
+        head.chain(rest)
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    )
 }
 
 /// A value serialised as serde_json serialises it, but with every string, key or not, at any

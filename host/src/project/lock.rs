@@ -155,8 +155,7 @@ pub fn resolve(
                 ),
             });
         }
-        let mut request = PluginRequest::new(source.clone());
-        request.name = Some(plugin.name.clone());
+        let mut request = PluginRequest::named(source, &plugin.name);
         let entry = if OciReference::is_reference(source) {
             let reference: OciReference = source
                 .parse()

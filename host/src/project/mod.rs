@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::model::k8s::parse_kind_name;
+use crate::plan::PluginRequest;
 use crate::registry::OciReference;
 use crate::values::yaml;
 use crate::values::{Origin, Section, ValuesError, escape_pointer};
@@ -36,7 +37,12 @@ pub enum ProjectError {
     #[error(transparent)]
     Syntax(#[from] ValuesError),
     #[error("{origin}: {message}")]
-    Invalid { origin: Origin, message: String },
+    Invalid {
+        origin: Origin,
+        /// The JSON pointer of the field at fault, `""` for the whole file.
+        pointer: String,
+        message: String,
+    },
 }
 
 /// A render kept in a file. `mathison-host schema project` prints its JSON Schema.
@@ -48,6 +54,10 @@ pub struct ProjectFile {
     pub api_version: String,
     /// Always `Project`.
     pub kind: String,
+    /// Not read by the host: a project is also a KRM function's configuration (`mathison-host
+    /// fn`), which carries a resource's metadata.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
     /// The namespace of every namespaced object [default: mathison-system].
     pub namespace: Option<String>,
     /// The instance name, for the app.kubernetes.io/instance label [default: mathison].
@@ -119,6 +129,7 @@ impl Project {
         let Some(root) = located.root.clone() else {
             return Err(ProjectError::Invalid {
                 origin: origin_of(""),
+                pointer: String::new(),
                 message: format!(
                     "the project file is empty; it needs apiVersion: {API_VERSION}, kind: {KIND} \
                      and plugins (`mathison-host schema project` prints the schema)"
@@ -130,10 +141,12 @@ impl Project {
             ProjectError::Invalid {
                 origin: origin_of(&pointer),
                 message: format!("{}: {}", dotted(error.path()), error.inner()),
+                pointer,
             }
         })?;
         let invalid = |pointer: &str, message: String| ProjectError::Invalid {
             origin: origin_of(pointer),
+            pointer: pointer.to_string(),
             message,
         };
         if file.api_version != API_VERSION || file.kind != KIND {
@@ -215,6 +228,16 @@ impl Project {
             user_owned,
             file,
         })
+    }
+
+    /// The plugins as the project names them, unpinned.
+    pub fn plugin_requests(&self) -> Vec<PluginRequest> {
+        self.file
+            .plugins
+            .iter()
+            .zip(&self.sources)
+            .map(|(plugin, source)| PluginRequest::named(source, &plugin.name))
+            .collect()
     }
 
     /// The directory relative paths in the file are taken from.

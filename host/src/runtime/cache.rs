@@ -43,7 +43,8 @@ const MANIFEST_FORMAT: u32 = 2;
 pub enum CacheOutcome {
     Disabled,
     Hit,
-    /// From the precompiled artifact shipped beside the plugin (`--allow-precompiled`).
+    /// From the precompiled artifact shipped beside the plugin (`--allow-precompiled`, or
+    /// installed with this binary).
     Precompiled,
     /// Compiled and stored.
     Miss,

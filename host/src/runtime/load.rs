@@ -89,7 +89,8 @@ pub enum PrecompileError {
 
 impl Runtime {
     /// Reads and checks the plugin at `path`, and loads its compiled code: from the cache, from
-    /// a precompiled artifact beside it (with `--allow-precompiled`), or by compiling it.
+    /// a precompiled artifact beside it (with `--allow-precompiled`, or when it is installed
+    /// with this binary), or by compiling it.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let (bytes, identity) = self.read(path)?;
         let cache_entry = self
@@ -102,7 +103,7 @@ impl Runtime {
             .and_then(|entry| entry.load(&self.engine, &identity))
             .map(|found| (found, CacheOutcome::Hit))
             .or_else(|| {
-                self.allow_precompiled
+                self.may_load_precompiled(path)
                     .then(|| cache::Entry::beside(path).load(&self.engine, &identity))
                     .flatten()
                     .map(|found| (found, CacheOutcome::Precompiled))

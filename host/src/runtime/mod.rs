@@ -32,7 +32,7 @@ mod sandbox;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
@@ -222,6 +222,9 @@ pub struct Runtime {
     cache_dir: Option<PathBuf>,
     /// Whether precompiled artifacts beside plugins may be loaded: they are native code.
     allow_precompiled: bool,
+    /// A directory (canonical) whose plugins' precompiled artifacts are loaded even without
+    /// `allow_precompiled`; see [`trust_precompiled_in`](Self::trust_precompiled_in).
+    trusted_precompiled: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -230,6 +233,7 @@ impl std::fmt::Debug for Runtime {
             .field("limits", &self.limits)
             .field("cache_dir", &self.cache_dir)
             .field("allow_precompiled", &self.allow_precompiled)
+            .field("trusted_precompiled", &self.trusted_precompiled)
             .finish_non_exhaustive()
     }
 }
@@ -290,7 +294,29 @@ impl Runtime {
             limits,
             cache_dir,
             allow_precompiled,
+            trusted_precompiled: None,
         })
+    }
+
+    /// Also loads the precompiled artifacts of the plugins directly in `dir` (when it exists),
+    /// as if `allow_precompiled` were given for them. Meant for the plugins installed with this
+    /// binary (`make install`): whoever can write there can as well replace the binary, so
+    /// their native code is trusted as the binary itself is, and nothing else's is.
+    #[must_use]
+    pub fn trust_precompiled_in(mut self, dir: &Path) -> Self {
+        self.trusted_precompiled = dir.canonicalize().ok();
+        self
+    }
+
+    /// Whether the precompiled artifact beside the plugin at `path` may be loaded.
+    fn may_load_precompiled(&self, path: &Path) -> bool {
+        self.allow_precompiled
+            || self.trusted_precompiled.as_deref().is_some_and(|trusted| {
+                // Canonical on both sides, so `dir/../dir` or a symlink to it are the same.
+                path.parent()
+                    .and_then(|dir| dir.canonicalize().ok())
+                    .is_some_and(|dir| dir == trusted)
+            })
     }
 
     pub fn limits(&self) -> Limits {

@@ -416,6 +416,37 @@ fn merge_into(base: &mut Value, overlay: &Value) {
     }
 }
 
+/// Makes a plugin's schema (or a part of it) the schema of a section of values: the host checks
+/// a section merged over the plugin's `defaults` (as [`merge_into`] does), so a key those set
+/// is there whatever the section says, and is not required of it. Follows `properties` and the
+/// subschemas that apply at the same place, not `$ref`s: a referenced schema may stand for other
+/// places too, with other defaults, and keeps what it requires.
+pub fn relax_for_section(schema: &mut Value, defaults: &Value) {
+    let (Value::Object(schema), Some(set)) = (schema, defaults.as_object()) else {
+        return;
+    };
+    if let Some(Value::Array(required)) = schema.get_mut("required") {
+        required.retain(|key| key.as_str().is_none_or(|key| !set.contains_key(key)));
+        if required.is_empty() {
+            schema.remove("required");
+        }
+    }
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for (key, property) in properties.iter_mut() {
+            if let Some(default) = set.get(key) {
+                relax_for_section(property, default);
+            }
+        }
+    }
+    for keyword in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = schema.get_mut(keyword) {
+            for branch in branches {
+                relax_for_section(branch, defaults);
+            }
+        }
+    }
+}
+
 /// The JSON pointer of a dotted path (`persistence.size` → `/persistence/size`).
 fn undotted(path: &str) -> String {
     path.split('.')
@@ -657,6 +688,36 @@ mod tests {
         for bad in ["redis", "redis=1", "redis..a=1", ".a=1"] {
             assert!(values.add_set(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_section_need_not_set_what_the_defaults_set() {
+        let mut schema = json!({
+            "type": "object",
+            "required": ["size", "name"],
+            "properties": {
+                "limits": {"required": ["cpu", "memory"]},
+                "choice": {"anyOf": [{"required": ["a", "b"]}, {"type": "null"}]},
+                "rules": {"items": {"required": ["type"]}},
+                "shared": {"$ref": "#/$defs/pair"}
+            },
+            "$defs": {"pair": {"required": ["left"]}}
+        });
+        let defaults = json!({
+            "size": "1Gi",
+            "limits": {"cpu": 1, "memory": "1Gi"},
+            "choice": {"a": 1},
+            "rules": [{"type": "host"}],
+            "shared": {"left": 1}
+        });
+        relax_for_section(&mut schema, &defaults);
+        let properties = &schema["properties"];
+        assert_eq!(schema["required"], json!(["name"]), "not in the defaults");
+        assert!(properties["limits"].get("required").is_none());
+        assert_eq!(properties["choice"]["anyOf"][0]["required"], json!(["b"]));
+        // A list is replaced whole, and a referenced schema may stand for other places.
+        assert_eq!(properties["rules"]["items"]["required"], json!(["type"]));
+        assert_eq!(schema["$defs"]["pair"]["required"], json!(["left"]));
     }
 
     #[test]
