@@ -165,9 +165,9 @@ impl ResourceList {
 
     /// The project the `functionConfig` describes. Relative paths in it are taken from the
     /// directory of the file it was read from when kpt says which (`functionConfig` of a
-    /// package), from `cwd` otherwise (kustomize runs functions in the kustomization's
-    /// directory).
-    pub fn project(&self, cwd: &Path) -> Result<Project, FnFailure> {
+    /// package), from the working directory otherwise (kustomize runs functions in the
+    /// kustomization's directory).
+    pub fn project(&self) -> Result<Project, FnFailure> {
         let config = self
             .function_config
             .as_ref()
@@ -180,7 +180,7 @@ impl ResourceList {
             .into());
         }
         let text = serde_yaml::to_string(config).map_err(KrmError::Serialise)?;
-        Ok(Project::parse(&config_path(config, cwd), &text)?)
+        Ok(Project::parse(&config_path(config), &text)?)
     }
 
     /// Adds the rendered objects after the items. An item with the identity of a rendered
@@ -311,11 +311,11 @@ fn annotation<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
 
 /// The path the configuration is named by in messages, whose directory relative paths in it
 /// are taken from.
-fn config_path(config: &Value, cwd: &Path) -> PathBuf {
+fn config_path(config: &Value) -> PathBuf {
     let file = annotation(config, &PATH).unwrap_or("functionConfig");
     match annotation(config, &[PACKAGE_PATH]) {
         Some(package) => Path::new(package).join(file),
-        None => cwd.join(file),
+        None => PathBuf::from(file),
     }
 }
 

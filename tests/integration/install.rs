@@ -178,15 +178,29 @@ fn bash_complete(command: &mut Command, setup: &str, words: &[&str]) -> Vec<Stri
         .collect()
 }
 
-/// bash, as the installed user's shell.
-fn bash(installed: &Installed) -> Command {
-    let mut command = Command::new("bash");
+/// `shell`, as the installed user's, with the system's PATH.
+fn shell(installed: &Installed, shell: &str) -> Command {
+    let mut command = Command::new(shell);
     command
         .env_clear()
+        .env("PATH", system_path())
         .env("HOME", installed.home.path())
         .env("MATHISON_CACHE_DIR", installed.cache.path())
         .current_dir(installed.work.path());
     command
+}
+
+/// PATH with the installed binary first, as the installed scripts need it.
+fn installed_path(installed: &Installed) -> std::ffi::OsString {
+    let mut path = installed.path("bin").into_os_string();
+    path.push(":");
+    path.push(system_path());
+    path
+}
+
+/// Whether `program` is installed on this machine (the tests install nothing).
+fn available(program: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok()
 }
 
 #[test]
@@ -197,11 +211,7 @@ fn bash_completes_plugin_names_from_the_search_path() {
 
     // The script `completions bash` prints, sourced as README.md says.
     let sourced = format!("source <('{bin}' completions bash)");
-    let complete = |words: &[&str]| {
-        let mut command = bash(&installed);
-        command.env("PATH", system_path());
-        bash_complete(&mut command, &sourced, words)
-    };
+    let complete = |words: &[&str]| bash_complete(&mut shell(&installed, "bash"), &sourced, words);
     assert_eq!(
         complete(&["mathison-host", "render", "--plugin", "po"]),
         ["postgres"]
@@ -217,11 +227,8 @@ fn bash_completes_plugin_names_from_the_search_path() {
 
     // The installed file, which calls mathison-host back through PATH.
     let file = installed.path("share/bash-completion/completions/mathison-host");
-    let mut path = installed.path("bin").into_os_string();
-    path.push(":");
-    path.push(system_path());
-    let mut installed_bash = bash(&installed);
-    installed_bash.env("PATH", path);
+    let mut installed_bash = shell(&installed, "bash");
+    installed_bash.env("PATH", installed_path(&installed));
     assert_eq!(
         bash_complete(
             &mut installed_bash,
@@ -235,10 +242,8 @@ fn bash_completes_plugin_names_from_the_search_path() {
     let dir = installed.work.path().join("plugins");
     fs::create_dir(&dir).expect("mkdir");
     fs::copy(POSTGRES, dir.join("mathison_plugin_postgres.wasm")).expect("copy");
-    let mut build_bash = bash(&installed);
-    build_bash
-        .env("PATH", system_path())
-        .env("MATHISON_PLUGIN_PATH", &dir);
+    let mut build_bash = shell(&installed, "bash");
+    build_bash.env("MATHISON_PLUGIN_PATH", &dir);
     assert_eq!(
         bash_complete(
             &mut build_bash,
@@ -277,6 +282,35 @@ fn zsh_and_fish_scripts_register_the_dynamic_completer() {
             && fish.contains("COMPLETE=fish mathison-host --"),
         "{fish}"
     );
+
+    // Where the shells are installed, the scripts are run as they would be found.
+    if available("zsh") {
+        let script = format!(
+            "fpath=('{}' $fpath); autoload -Uz compinit && compinit -u -D\n\
+             _describe() {{ shift 2; print -l \"${{(P)1}}\" }}\n\
+             words=(mathison-host render --plugin po); CURRENT=4\n\
+             _mathison-host",
+            installed.path("share/zsh/site-functions").display()
+        );
+        let mut zsh = shell(&installed, "zsh");
+        zsh.env("PATH", installed_path(&installed))
+            .args(["-df", "-c", &script]);
+        let run = Run::from(zsh.output().expect("run zsh")).success();
+        assert_eq!(run.stdout, "postgres\n", "{}", run.stderr);
+    }
+    if available("fish") {
+        let script = format!(
+            "source '{}'; complete -C 'mathison-host render -p '",
+            installed
+                .path("share/fish/vendor_completions.d/mathison-host.fish")
+                .display()
+        );
+        let mut fish = shell(&installed, "fish");
+        fish.env("PATH", installed_path(&installed))
+            .args(["-c", &script]);
+        let run = Run::from(fish.output().expect("run fish")).success();
+        assert_eq!(run.stdout, "postgres\nredis\n", "{}", run.stderr);
+    }
 }
 
 #[test]
@@ -313,7 +347,7 @@ fn the_man_pages_are_roff_naming_every_command() {
         page,
         "`man` prints the installed page"
     );
-    if Command::new("man").arg("--version").output().is_ok() {
+    if available("man") {
         let shown = Run::from(
             Command::new("man")
                 .arg("-l")

@@ -1,6 +1,5 @@
 //! `mathison-host fn`: run as a KRM function, the way kpt and kustomize run generators.
 
-use std::env;
 use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -97,15 +96,18 @@ impl FunctionCommand {
     }
 
     fn render(&self, list: &ResourceList, verbose: bool) -> anyhow::Result<Rendered> {
-        let cwd = env::current_dir().context("cannot read the working directory")?;
-        let project = list.project(&cwd)?;
+        let project = list.project()?;
         // A function never writes files: the lock is used when it exists (or --locked asks for
         // it), and plugins are taken as named otherwise.
         let lock =
             (self.render.locked || lock::lock_path(&project).is_file()).then_some(LockMode::Locked);
         let locator = self.render.runtime.locator();
         let prepared = self.render.prepare_with(&locator, Some(project), lock)?;
-        let (rendered, _) = super::render_prepared(&self.render, &locator, prepared, verbose)?;
+        let (rendered, _) = super::render_prepared(&self.render, &locator, prepared)?;
+        // What the plugins said is in `results`; stderr repeats it only with -v.
+        if verbose {
+            super::report(&rendered, verbose);
+        }
         Ok(rendered)
     }
 }

@@ -78,7 +78,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<(Rendered, Request)> {
     let locator = args.runtime.locator();
     let prepared = args.prepare(&locator)?;
-    render_prepared(args, &locator, prepared, verbose)
+    let (rendered, request) = render_prepared(args, &locator, prepared)?;
+    report(&rendered, verbose);
+    Ok((rendered, request))
 }
 
 /// Renders what [`RenderArgs::prepare`] or [`RenderArgs::prepare_with`] put together.
@@ -86,7 +88,6 @@ fn render_prepared(
     args: &RenderArgs,
     locator: &Locator,
     prepared: Prepared,
-    verbose: bool,
 ) -> anyhow::Result<(Rendered, Request)> {
     let runtime = args.runtime.runtime()?;
     let rendered = pipeline::render(&runtime, locator, &prepared.request)?;
@@ -94,7 +95,6 @@ fn render_prepared(
     if let Some(lock) = &prepared.pending_lock {
         eprintln!("note: wrote {}", lock.write()?.display());
     }
-    report(&rendered, verbose);
     Ok((rendered, prepared.request))
 }
 

@@ -137,7 +137,7 @@ fn an_item_a_render_made_before_is_replaced_in_place_and_adding_again_changes_no
 #[test]
 fn the_function_config_is_a_project_with_paths_from_its_package() {
     let list = ResourceList::parse(LIST).unwrap();
-    let project = list.project(Path::new("/work")).unwrap();
+    let project = list.project().unwrap();
     assert_eq!(project.path, Path::new("/pkg/config/mathison.yaml"));
     assert_eq!(project.sources, ["/pkg/config/plugins/postgres.wasm"]);
     let (resource, file) = list.config_ref();
@@ -151,20 +151,20 @@ fn the_function_config_is_a_project_with_paths_from_its_package() {
     // Without kpt's annotations, paths are the working directory's.
     let mut plain = list.clone();
     plain.function_config.as_mut().unwrap()["metadata"] = json!({"name": "services"});
-    let project = plain.project(Path::new("/work")).unwrap();
-    assert_eq!(project.sources, ["/work/plugins/postgres.wasm"]);
+    let project = plain.project().unwrap();
+    assert_eq!(project.sources, ["plugins/postgres.wasm"]);
 }
 
 #[test]
 fn a_wrong_or_missing_function_config_says_what_is_expected_and_where() {
     let mut list = ResourceList::parse(LIST).unwrap();
     list.function_config.as_mut().unwrap()["plugins"][0]["source"] = json!(7);
-    let error = list.project(Path::new("/work")).unwrap_err();
+    let error = list.project().unwrap_err();
     assert_eq!(error.pointer(), Some("/plugins/0/source"));
     assert_eq!(field_path(error.pointer().unwrap()), "plugins[0].source");
 
     list.function_config = Some(json!({"apiVersion": "v1", "kind": "ConfigMap"}));
-    let error = list.project(Path::new("/work")).unwrap_err();
+    let error = list.project().unwrap_err();
     assert!(
         error.to_string().contains(
             "the functionConfig is v1 ConfigMap; expected a mathison.dev/v1alpha1 Project"
@@ -174,7 +174,7 @@ fn a_wrong_or_missing_function_config_says_what_is_expected_and_where() {
     assert_eq!(error.pointer(), None);
 
     list.function_config = None;
-    let error = list.project(Path::new("/work")).unwrap_err();
+    let error = list.project().unwrap_err();
     assert!(
         error.to_string().contains("has no functionConfig"),
         "{error}"
