@@ -4,7 +4,7 @@
 # Both set themselves up: the wasm32-wasip2 target, the builds, the test tools.
 
 CARGO ?= cargo
-PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis
+PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis -p mathison-plugin-postgres-backup
 
 .PHONY: render plugins host wasm-target install test lint test-rust test-oracles deps bench pgbouncer publish
 
@@ -17,7 +17,7 @@ render: plugins
 # that even a first render, with an empty cache, does not compile them.
 plugins: wasm-target host
 	@$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS)
-	@./target/release/mathison-host compile --plugin-path target/wasm32-wasip2/plugin postgres redis
+	@./target/release/mathison-host compile --plugin-path target/wasm32-wasip2/plugin postgres redis postgres-backup
 
 host:
 	@$(CARGO) build --quiet --release -p mathison-host
@@ -28,7 +28,8 @@ PREFIX ?= $(HOME)/.local
 install: plugins
 	@dist/install.sh "$(PREFIX)" target/release/mathison-host \
 	    target/wasm32-wasip2/plugin/mathison_plugin_postgres.wasm \
-	    target/wasm32-wasip2/plugin/mathison_plugin_redis.wasm
+	    target/wasm32-wasip2/plugin/mathison_plugin_redis.wasm \
+	    target/wasm32-wasip2/plugin/mathison_plugin_postgres_backup.wasm
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -62,8 +63,8 @@ $(PGBOUNCER_WASM): plugins/pgbouncer/build $(wildcard plugins/pgbouncer/*.py) wi
 #   make publish REGISTRY=oci://registry.example.com/mathison
 publish: plugins
 	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=oci://HOST[:PORT]/PATH" >&2; exit 2; }
-	@for plugin in postgres redis; do \
-	    file=target/wasm32-wasip2/plugin/mathison_plugin_$$plugin.wasm; \
+	@for plugin in postgres redis postgres-backup; do \
+	    file=target/wasm32-wasip2/plugin/mathison_plugin_$$(echo $$plugin | tr - _).wasm; \
 	    version=$$(./target/release/mathison-host inspect --format json $$file | sed -n 's/^  "version": "\(.*\)",$$/\1/p'); \
 	    ./target/release/mathison-host push $$file "$(REGISTRY)/$$plugin:$$version" || exit 1; \
 	done

@@ -16,6 +16,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ),
     ("REDIS", "mathison-plugin-redis", "mathison_plugin_redis"),
     (
+        "POSTGRES_BACKUP",
+        "mathison-plugin-postgres-backup",
+        "mathison_plugin_postgres_backup",
+    ),
+    (
         "HOSTILE",
         "mathison-fixture-hostile",
         "mathison_fixture_hostile",

@@ -27,8 +27,7 @@ fn context() -> RenderContext {
 
 fn stages(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("temp dir");
-    let runtime =
-        Runtime::new(Limits::default(), Some(cache.path().to_owned()), false).expect("runtime");
+    let runtime = Runtime::new(Limits::default(), Some(cache.path().to_owned()), false);
     let plugin = runtime
         .load(Path::new(POSTGRES))
         .expect("load (compiles into the cache)");

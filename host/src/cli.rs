@@ -12,6 +12,7 @@ use clap_complete::engine::{
 };
 
 use crate::apply::cluster::{Connection, KubeCluster};
+use crate::memo::{self, Memo};
 use crate::model::k8s;
 use crate::output::Format;
 use crate::plan::{
@@ -20,7 +21,7 @@ use crate::plan::{
 use crate::project::lock::{self, LockError, LockMode, PendingLock};
 use crate::project::{PROJECT_FILE, Project, ProjectError};
 use crate::registry::{self, Registry};
-use crate::runtime::{Limits, Runtime, RuntimeError};
+use crate::runtime::{Limits, Runtime};
 use mathison_quantity::Quantity;
 
 /// Where plugins are found and how they are run.
@@ -51,7 +52,8 @@ pub struct RuntimeArgs {
     #[arg(long = "cache-dir", value_name = "DIR", env = "MATHISON_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Compile plugins every time instead of using the cache.
+    /// Use no cache: compile plugins every time, and call them every time instead of answering
+    /// from the memo of earlier renders' plugin answers.
     #[arg(long = "no-cache", env = "MATHISON_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
 
@@ -87,18 +89,16 @@ pub struct RegistryArgs {
 
 impl RuntimeArgs {
     /// The runtime these arguments describe.
-    pub fn runtime(&self) -> Result<Runtime, RuntimeError> {
-        let runtime = Runtime::new(self.limits(), self.cache_dir(), self.allow_precompiled)?;
+    pub fn runtime(&self) -> Runtime {
+        let runtime = Runtime::new(self.limits(), self.cache_dir(), self.allow_precompiled);
         // The plugins `make install` put beside this binary came with it, precompiled by it.
-        Ok(
-            match env::current_exe()
-                .ok()
-                .and_then(|exe| plan::installed_plugin_dir(&exe))
-            {
-                Some(installed) => runtime.trust_precompiled_in(&installed),
-                None => runtime,
-            },
-        )
+        match env::current_exe()
+            .ok()
+            .and_then(|exe| plan::installed_plugin_dir(&exe))
+        {
+            Some(installed) => runtime.trust_precompiled_in(&installed),
+            None => runtime,
+        }
     }
 
     /// Where bare plugin names are looked up: `--plugin-path`, then the rest of
@@ -135,6 +135,12 @@ impl RuntimeArgs {
             output_bytes: usize_of(self.max_output),
             max_plugin_bytes: self.max_plugin_size,
         }
+    }
+
+    /// The memo of plugin answers, in the cache directory; off with `--no-cache`.
+    pub fn memo(&self) -> Option<Memo> {
+        self.cache_dir()
+            .map(|dir| Memo::new(dir.join("memo"), memo::DEFAULT_MAX_BYTES))
     }
 
     /// The cache directory in effect, or `None` when caching is off.

@@ -8,12 +8,13 @@
 //! ```
 //!
 //! [`plan`] resolves plugin files and the user's configuration ([`values`], [`secret_inputs`]);
-//! [`runtime`] (the only module that touches wasmtime) runs each plugin in a sandbox; [`schema`]
+//! [`runtime`] (the only module that touches wasmtime) runs each plugin in a sandbox, unless
+//! [`memo`] already holds its answer for the same inputs; [`schema`]
 //! checks its configuration; [`decode`] turns what it returned into typed Kubernetes objects;
 //! [`policy`] refuses what it may not emit; [`merge`] joins all plugins' objects into one set;
 //! [`order`] sorts it for installation; [`output`] writes it, [`krm`] wraps it in a KRM
-//! function's `ResourceList`, or [`apply`] takes it to a cluster. Every stage shares [`model`] (the contract's types, objects and the Kubernetes
-//! vocabulary) and [`untrusted`] (how plugin text is shown), which depend on no stage. The
+//! function's `ResourceList`, or [`apply`] takes it to a cluster. Every stage shares [`model`]
+//! (the contract's types, objects and the Kubernetes vocabulary) and [`untrusted`] (how plugin text is shown), which depend on no stage. The
 //! command line ([`cli`], [`commands`]) sits on top: no stage knows it.
 
 pub mod apply;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod decode;
 pub mod krm;
+pub mod memo;
 pub mod merge;
 pub mod model;
 pub mod order;

@@ -6,12 +6,14 @@
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crate::decode::{self, DecodeError};
+use crate::memo::{Key, Memo, MemoOutcome};
 use crate::merge::{self, MergeError, MergeSettings, PluginObjects, PluginRef};
-use crate::model::contract::{LogLine, PluginInfo, RenderError};
+use crate::model::contract::{self, LogLine, PluginInfo, RenderError, RenderOutput, WitVersion};
 use crate::model::k8s::{self, is_dns_label};
 use crate::model::object::Placed;
 use crate::model::reserved;
@@ -19,7 +21,7 @@ use crate::order;
 use crate::plan::{Locator, Plan, PlanError, PluginFile, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
 use crate::registry::Digest;
-use crate::runtime::{CacheOutcome, CallError, LoadError, LoadedPlugin, Runtime};
+use crate::runtime::{CacheOutcome, CallError, Called, Limits, LoadError, LoadedPlugin, Runtime};
 use crate::schema::Schema;
 use crate::untrusted::Escaped;
 use crate::values::{ConfigError, ValuesError};
@@ -84,7 +86,10 @@ pub struct PluginReport {
     pub source: String,
     pub path: PathBuf,
     pub name: String,
-    pub cache: CacheOutcome,
+    /// Where its compiled code came from; `None` when it was not needed.
+    pub cache: Option<CacheOutcome>,
+    /// Whether its `render` answer came from the memo.
+    pub memo: MemoOutcome,
     pub logs: Vec<LogLine>,
     pub objects: usize,
 }
@@ -97,15 +102,22 @@ pub struct Rendered {
     pub plugins: Vec<PluginReport>,
 }
 
-/// A plugin that was loaded and described itself, with what it said checked.
+/// A plugin that described itself, with what it said checked. Its code is loaded when a call
+/// needs it: a plugin whose answers are all in the memo is never loaded.
 #[derive(Debug)]
 pub struct Described {
     pub source: String,
-    pub loaded: LoadedPlugin,
+    pub path: PathBuf,
+    pub size: u64,
+    /// The version of the contract the plugin was built against.
+    pub wit_version: WitVersion,
     pub info: PluginInfo,
     pub schema: Schema,
     pub declared: DeclaredKinds,
     pub logs: Vec<LogLine>,
+    /// The BLAKE3 of the plugin's bytes: its name in the memo.
+    fingerprint: blake3::Hash,
+    loaded: OnceLock<LoadedPlugin>,
 }
 
 impl Described {
@@ -116,29 +128,87 @@ impl Described {
             source: &self.source,
         }
     }
+
+    /// The plugin's compiled code, loaded on first use.
+    pub fn loaded(&self, runtime: &Runtime) -> Result<&LoadedPlugin, PipelineError> {
+        if let Some(loaded) = self.loaded.get() {
+            return Ok(loaded);
+        }
+        let loaded = runtime.load(&self.path)?;
+        Ok(self.loaded.get_or_init(|| loaded))
+    }
 }
 
-/// Loads a plugin and calls `info`, checking what it says.
-pub fn describe(runtime: &Runtime, plugin: &PluginFile) -> Result<Described, PipelineError> {
+/// What `info` answered, as the memo keeps it with what loading the plugin found.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct InfoAnswer {
+    info: Called<PluginInfo>,
+    wit_version: WitVersion,
+    size: u64,
+}
+
+/// Everything a call's answer depends on besides its own input: the plugin's bytes, the host
+/// (its version decides the contract it serves and how it converts answers) and the limits,
+/// under which the same call may fail.
+fn memo_key(call: &str, fingerprint: &blake3::Hash, limits: &Limits) -> Key {
+    let mut key = Key::new(call);
+    key.part(fingerprint.as_bytes())
+        .part(env!("CARGO_PKG_VERSION").as_bytes())
+        .part(contract::WIT_VERSION.to_string().as_bytes())
+        .part(&limits.timeout.as_nanos().to_le_bytes())
+        .part(&(limits.memory_bytes as u64).to_le_bytes())
+        .part(&(limits.output_bytes as u64).to_le_bytes())
+        .part(&limits.max_plugin_bytes.to_le_bytes());
+    key
+}
+
+/// Calls `info` (or finds its answer in `memo`), checking what it says.
+pub fn describe(
+    runtime: &Runtime,
+    memo: Option<&Memo>,
+    plugin: &PluginFile,
+) -> Result<Described, PipelineError> {
     let source = plugin.source.clone();
-    let loaded = runtime.load(&plugin.path)?;
-    let called = runtime.info(&loaded).map_err(|error| PipelineError::Call {
-        plugin: source.clone(),
-        error,
-    })?;
-    let info = called.value;
-    check_info(&source, &info)?;
+    let fingerprint = runtime.fingerprint(&plugin.path)?;
+    let key = memo_key("info", &fingerprint, &runtime.limits());
+    let loaded = OnceLock::new();
+    let (answer, remembered) = match memo.and_then(|memo| memo.get::<InfoAnswer>(&key)) {
+        Some(answer) => (answer, true),
+        None => {
+            let code = runtime.load(&plugin.path)?;
+            let called = runtime.info(&code).map_err(|error| PipelineError::Call {
+                plugin: source.clone(),
+                error,
+            })?;
+            let answer = InfoAnswer {
+                info: called,
+                wit_version: code.wit_version,
+                size: code.size,
+            };
+            let _ = loaded.set(code);
+            (answer, false)
+        }
+    };
+    let info = &answer.info.value;
+    check_info(&source, info)?;
     let schema = Schema::parse(&info.config_schema).map_err(|e| PipelineError::Info {
         plugin: source.clone(),
         message: e.to_string(),
     })?;
+    if let (Some(memo), false) = (memo, remembered) {
+        memo.put(&key, &answer);
+    }
     Ok(Described {
         declared: DeclaredKinds::new(&info.kinds),
         source,
-        loaded,
-        info,
+        path: plugin.path.clone(),
+        size: answer.size,
+        wit_version: answer.wit_version,
+        info: answer.info.value,
         schema,
-        logs: called.logs,
+        logs: answer.info.logs,
+        fingerprint,
+        loaded,
     })
 }
 
@@ -158,9 +228,10 @@ pub fn check_name(plugin: &Described, file: &PluginFile) -> Result<(), PipelineE
 /// the user named or that calls itself what another one does: plugin names key their values.
 pub fn describe_all(
     runtime: &Runtime,
+    memo: Option<&Memo>,
     plugins: &[PluginFile],
 ) -> Result<Vec<Described>, PipelineError> {
-    let described = in_parallel(plugins, |plugin| describe(runtime, plugin))?;
+    let described = in_parallel(plugins, |plugin| describe(runtime, memo, plugin))?;
     for (plugin, file) in described.iter().zip(plugins) {
         check_name(plugin, file)?;
     }
@@ -225,11 +296,12 @@ fn check_info(source: &str, info: &PluginInfo) -> Result<(), PipelineError> {
 /// what every command that renders calls.
 pub fn render(
     runtime: &Runtime,
+    memo: Option<&Memo>,
     locator: &Locator,
     request: &Request,
 ) -> Result<Rendered, PipelineError> {
     let plan = &Plan::new(request, locator)?;
-    let described = describe_all(runtime, &plan.plugins)?;
+    let described = describe_all(runtime, memo, &plan.plugins)?;
     let names = || described.iter().map(|p| p.info.name.as_str());
     plan.values.check_sections(names())?;
     if let Some(unbound) = plan
@@ -244,7 +316,7 @@ pub fn render(
     }
 
     let rendered: Vec<(PluginObjects, PluginReport)> =
-        in_parallel(&described, |plugin| render_one(runtime, plan, plugin))?;
+        in_parallel(&described, |plugin| render_one(runtime, memo, plan, plugin))?;
 
     let (contributions, reports): (Vec<_>, Vec<_>) = rendered.into_iter().unzip();
     let settings = MergeSettings {
@@ -266,6 +338,7 @@ pub fn render(
 
 fn render_one(
     runtime: &Runtime,
+    memo: Option<&Memo>,
     plan: &Plan,
     plugin: &Described,
 ) -> Result<(PluginObjects, PluginReport), PipelineError> {
@@ -277,27 +350,29 @@ fn render_one(
         &plugin.schema,
         runtime.limits().timeout,
     )?;
-    let called = runtime
-        .render(&plugin.loaded, &plan.context, &config.to_string())
-        .map_err(|error| match error {
-            // The plugin's own checks read as the schema's, with where each value came from.
-            CallError::Plugin {
-                error: RenderError::InvalidConfig(fields),
-                ..
-            } => {
-                let problems: Vec<(String, String)> =
-                    fields.into_iter().map(|f| (f.path, f.message)).collect();
-                PipelineError::Config(plan.values.plugin_problems(
-                    &info.name,
-                    &plugin.plugin_ref().to_string(),
-                    &problems,
-                ))
+    let config = config.to_string();
+    let context = &plan.context;
+    let mut key = memo_key("render", &plugin.fingerprint, &runtime.limits());
+    key.part(context.namespace.as_bytes())
+        .part(context.instance.as_bytes())
+        .part(context.host_version.as_bytes())
+        .part(config.as_bytes());
+    let remembered = memo.and_then(|memo| memo.get::<Called<RenderOutput>>(&key));
+    let memo_outcome = match (memo, &remembered) {
+        (None, _) => MemoOutcome::Off,
+        (Some(_), Some(_)) => MemoOutcome::Hit,
+        (Some(_), None) => MemoOutcome::Miss,
+    };
+    let called = match remembered {
+        Some(called) => called,
+        None => {
+            let called = render_call(runtime, plan, plugin, &config)?;
+            if let Some(memo) = memo {
+                memo.put(&key, &called);
             }
-            error => PipelineError::Call {
-                plugin: plugin.source.clone(),
-                error,
-            },
-        })?;
+            called
+        }
+    };
 
     let mut objects = Vec::with_capacity(called.value.objects.len());
     for envelope in &called.value.objects {
@@ -308,9 +383,10 @@ fn render_one(
     }
     let report = PluginReport {
         source: plugin.source.clone(),
-        path: plugin.loaded.path.clone(),
+        path: plugin.path.clone(),
         name: info.name.clone(),
-        cache: plugin.loaded.cache,
+        cache: plugin.loaded.get().map(|loaded| loaded.cache),
+        memo: memo_outcome,
         logs: plugin.logs.iter().chain(&called.logs).cloned().collect(),
         objects: objects.len(),
     };
@@ -329,11 +405,42 @@ fn render_one(
     Ok((contribution, report))
 }
 
+/// Calls the plugin's `render` with `config`, loading its code if it is not yet.
+fn render_call(
+    runtime: &Runtime,
+    plan: &Plan,
+    plugin: &Described,
+    config: &str,
+) -> Result<Called<RenderOutput>, PipelineError> {
+    let info = &plugin.info;
+    runtime
+        .render(plugin.loaded(runtime)?, &plan.context, config)
+        .map_err(|error| match error {
+            // The plugin's own checks read as the schema's, with where each value came from.
+            CallError::Plugin {
+                error: RenderError::InvalidConfig(fields),
+                ..
+            } => {
+                let problems: Vec<(String, String)> =
+                    fields.into_iter().map(|f| (f.path, f.message)).collect();
+                PipelineError::Config(plan.values.plugin_problems(
+                    &info.name,
+                    &plugin.plugin_ref().to_string(),
+                    &problems,
+                ))
+            }
+            error => PipelineError::Call {
+                plugin: plugin.source.clone(),
+                error,
+            },
+        })
+}
+
 /// The provenance annotation of a plugin's objects: the plugin's name and version (checked in
 /// `info`), the SHA-256 of its bytes (an `oci://` plugin's layer digest), the contract it was
 /// built against and the host. Its path is left out: it differs between machines.
 fn plugin_provenance(plugin: &Described, host_version: &str) -> Result<String, PipelineError> {
-    let path = &plugin.loaded.path;
+    let path = &plugin.path;
     let bytes = std::fs::read(path).map_err(|source| PipelineError::Provenance {
         path: path.clone(),
         source,
@@ -342,7 +449,7 @@ fn plugin_provenance(plugin: &Described, host_version: &str) -> Result<String, P
         "plugin": plugin.info.name,
         "version": plugin.info.version,
         "sha256": Digest::of(&bytes).to_string(),
-        "wit": plugin.loaded.wit_version.to_string(),
+        "wit": plugin.wit_version.to_string(),
         "host": host_version,
     });
     Ok(provenance.to_string())

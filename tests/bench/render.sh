@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Whole-process benchmarks of the release binary (see BENCHMARKS.md), one case per goal of the
-# performance issue: warm render of postgres + redis and the same against `kubectl kustomize`
-# on the same objects as static files; first render with an empty cache (precompiled official
-# plugins); a new plugin with an empty cache (compiled on the spot); 50 plugins, warm; one
-# plugin returning 1000 objects; peak memory; plugin sizes. Prints hyperfine medians and ratios
-# from this one run; copy them into BENCHMARKS.md with the machine's description.
+# performance issues. A render whose inputs did not change is answered from the memo of plugin
+# answers; a "memo hit" row measures exactly that, a "memo miss" row forgets the answers before
+# every run (the compiled code stays cached), so that the plugins run. Cases: postgres + redis
+# (hit, and against `kubectl kustomize` on the same objects as static files; miss); first render
+# with an empty cache (precompiled official plugins); a new plugin with an empty cache (compiled
+# on the spot); 50 plugins and one plugin returning 1000 objects (hit and miss); peak memory;
+# `--version` beside an empty Rust binary; plugin sizes. Prints hyperfine medians and ratios from
+# this one run; copy them into BENCHMARKS.md with the machine's description.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -57,9 +60,12 @@ fi
 (cd "$scaffold" && cargo build --quiet --profile plugin --target wasm32-wasip2)
 template="$scaffold/target/wasm32-wasip2/plugin/mathison_plugin_bench_plugin_00.wasm"
 
+forget="rm -rf $cache/memo"
+
 echo "## postgres + redis to stdout"
 $render --cache-dir "$cache" >/dev/null 2>&1
-measure "warm cache" -- "$render --cache-dir $cache"
+measure "memo hit (unchanged inputs)" -- "$render --cache-dir $cache"
+measure "memo miss (changed inputs), compiled code cached" --prepare "$forget" -- "$render --cache-dir $cache"
 measure "first render, empty cache, precompiled plugins" --prepare "rm -rf $work/empty" \
     -- "$render --cache-dir $work/empty --allow-precompiled"
 # Plugins the machine has never seen: the scaffolded one, and postgres without its precompiled
@@ -83,7 +89,7 @@ if command -v kubectl >/dev/null; then
     python3 - "$(median "$work/ours.json")" "$(median "$work/kustomize.json")" <<'EOF'
 import sys
 ours, kustomize = (float(x) * 1e3 for x in sys.argv[1:])
-print(f"mathison-host render (warm): median {ours:.2f} ms")
+print(f"mathison-host render (memo hit): median {ours:.2f} ms")
 print(f"kubectl kustomize (static files): median {kustomize:.2f} ms")
 print(f"ratio: {kustomize / ours:.1f}x faster")
 EOF
@@ -92,7 +98,7 @@ else
 fi
 
 echo
-echo "## 50 plugins, warm"
+echo "## 50 plugins"
 fifty=()
 for i in $(seq -w 1 50); do
     perl -0777 -pe "s/bench-plugin-00/bench-plugin-$i/g; s/BENCH_PLUGIN_00/BENCH_PLUGIN_$i/g" \
@@ -100,19 +106,33 @@ for i in $(seq -w 1 50); do
     fifty+=(-p "$work/bench-$i.wasm")
 done
 "$host" render --cache-dir "$cache" "${fifty[@]}" >/dev/null
-measure "50 plugins, warm" -- "$host render --cache-dir $cache ${fifty[*]}"
+measure "50 plugins, memo hit" -- "$host render --cache-dir $cache ${fifty[*]}"
+measure "50 plugins, memo miss, compiled code cached" --prepare "$forget" -- "$host render --cache-dir $cache ${fifty[*]}"
 
 echo
-echo "## one plugin returning 1000 objects (warm)"
+echo "## one plugin returning 1000 objects"
 many="$host render --cache-dir $cache -p $plugins/mathison_fixture_hostile.wasm --set hostile.behaviour=many --set hostile.count=1000"
 $many >/dev/null
-measure "1000 ConfigMaps" -- "$many"
+measure "1000 ConfigMaps, memo hit" -- "$many"
+measure "1000 ConfigMaps, memo miss, compiled code cached" --prepare "$forget" -- "$many"
 
 echo
-echo "## peak memory (max RSS) of a warm render, postgres + redis (median of 11)"
+echo "## peak memory (max RSS) of a memo hit, postgres + redis (median of 11)"
 for _ in $(seq 11); do
     /usr/bin/time -f "%M" $render --cache-dir "$cache" 2>&1 >/dev/null | tail -1
 done | sort -n | sed -n 6p | awk '{printf "%.1f MB (%d KiB)\n", $1 * 1024 / 1e6, $1}'
+
+echo
+echo "## process start: --version beside an empty Rust binary"
+printf 'fn main() {}\n' > "$work/empty.rs"
+rustc -C opt-level=3 -o "$work/empty" "$work/empty.rs"
+hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/version.json" "$host --version" >/dev/null
+hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/empty.json" "$work/empty" >/dev/null
+python3 - "$(median "$work/version.json")" "$(median "$work/empty.json")" <<'EOF'
+import sys
+version, empty = (float(x) * 1e3 for x in sys.argv[1:])
+print(f"mathison-host --version: median {version:.3f} ms; empty Rust binary: {empty:.3f} ms; ratio {version / empty:.2f}x")
+EOF
 
 echo
 echo "## plugin sizes"

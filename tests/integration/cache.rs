@@ -46,13 +46,18 @@ fn a_cache_hit_renders_identical_bytes() {
         let name = manifest["info"]["value"]["name"].as_str();
         assert!(matches!(name, Some("postgres" | "redis")), "{manifest}");
     }
+    host.forget_answers();
     let warm = host
         .run(&["-v", "render", "-p", POSTGRES, "-p", REDIS])
         .success();
     assert_compiled(&warm, "Hit");
     assert_eq!(cold.stdout, warm.stdout);
     // Logs and notes too: what `info` said is served from the entry, as it was first said.
-    assert_eq!(cold.stderr.replace("Miss", "Hit"), warm.stderr);
+    assert_eq!(
+        cold.stderr
+            .replace("compiled code: Miss", "compiled code: Hit"),
+        warm.stderr
+    );
     let uncached = host
         .run(&["render", "--no-cache", "-p", POSTGRES, "-p", REDIS])
         .success();
@@ -74,6 +79,7 @@ fn corrupt_truncated_and_foreign_entries_are_recompiled() {
 
     for damaged in [flipped, truncated, foreign, Vec::new()] {
         fs::write(&entry, &damaged).expect("damage entry");
+        host.forget_answers();
         let run = host.run(&["-v", "render", "-p", REDIS]).success();
         assert_compiled(&run, "Replaced");
         assert_eq!(run.stdout, reference);
@@ -207,6 +213,7 @@ fn an_entry_without_info_gets_it_on_the_next_hit() {
     manifest["info"] = serde_json::Value::Null;
     fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
 
+    host.forget_answers();
     let run = host.run(&["-v", "render", "-p", REDIS]).success();
     assert_compiled(&run, "Hit");
     assert_eq!(read()["info"]["value"]["name"], "redis");

@@ -13,6 +13,7 @@ mod determinism;
 mod install;
 mod krm;
 mod limits;
+mod memo;
 mod registry;
 mod render;
 mod schema;

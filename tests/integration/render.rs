@@ -5,7 +5,9 @@ use std::fs;
 use proptest::prelude::*;
 use serde::Deserialize;
 
-use crate::support::{HOSTILE, Host, POSTGRES, REDIS, Run, assert_golden, items, read_dir};
+use crate::support::{
+    HOSTILE, Host, POSTGRES, POSTGRES_BACKUP, REDIS, Run, assert_golden, items, read_dir,
+};
 
 /// Renders postgres and redis with `args` into a folder and compares it with
 /// `tests/golden/NAME`; returns the run, for its stderr.
@@ -62,6 +64,94 @@ fn customised_render_matches_golden_files() {
 fn production_render_matches_golden_files() {
     let values = golden_values("production-values.yaml");
     render_golden(&Host::new(), "production", &["--values", &values]);
+}
+
+/// PostgreSQL with its backups (tests/golden/backup-values.yaml): the backup CronJob, suspended
+/// while a restore Job is rendered, and the backup pods' NetworkPolicy.
+#[test]
+fn backup_render_matches_golden_files() {
+    let host = Host::new();
+    let out = host.path("out");
+    let values = golden_values("backup-values.yaml");
+    host.run(&[
+        "render",
+        "-p",
+        POSTGRES,
+        "-p",
+        POSTGRES_BACKUP,
+        "--values",
+        &values,
+        "-o",
+        out.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_golden("backup", &out);
+}
+
+/// The managed values (tests/golden/managed-values.yaml): both plugins in external mode, with
+/// both passwords handed to the host, so that DATABASE_URL (with sslmode) and REDIS_URL
+/// (rediss://, an ACL user) are rendered into the Secret beside the ExternalName Services.
+#[test]
+fn managed_render_matches_golden_files() {
+    let host = Host::new();
+    fs::write(host.path("pg-password"), "s3cr3t/p@ss:word\n").expect("write password");
+    fs::write(host.path("redis-password"), "r3dis pass\n").expect("write password");
+    let run = render_golden(
+        &host,
+        "managed",
+        &[
+            "--values",
+            &golden_values("managed-values.yaml"),
+            "--secret-input",
+            "postgres.postgres-password=file:pg-password",
+            "--secret-input",
+            "redis.redis-password=file:redis-password",
+        ],
+    );
+    assert!(
+        !run.stderr.contains("note:") && !run.stderr.contains("warning:"),
+        "every connection value was rendered, over verified TLS: {}",
+        run.stderr
+    );
+}
+
+/// A managed server's host must be a DNS name: the schema refuses an address, naming the field
+/// and why (an ExternalName Service is a CNAME); the plugin's own checks name the rest.
+#[test]
+fn external_options_are_refused_with_their_fields() {
+    let host = Host::new();
+    host.run(&["render", "-p", POSTGRES, "--set", "postgres.external.host=10.0.0.5"])
+        .failure("external.host: \"10.0.0.5\" is not of the expected form: Lower-case DNS name, not an IP address")
+        .failure("a DNS CNAME, which can only point at a name");
+    let redis = [
+        "render",
+        "-p",
+        REDIS,
+        "--set",
+        "redis.external.host=cache.example.com",
+    ];
+    host.run(&[&redis[..], &["--set", "redis.external.port=65536"]].concat())
+        .failure("external.port: 65536 is greater than the maximum of 65535");
+    host.run(&[&redis[..], &["--set", "redis.metrics.enabled=true"]].concat())
+        .failure("metrics.enabled: the exporter runs beside the in-cluster server");
+    // A mode that verifies nothing renders, with a warning.
+    let run = host
+        .run(&[
+            "render",
+            "-p",
+            POSTGRES,
+            "--set",
+            "postgres.external.host=db.example.com",
+            "--set",
+            "postgres.external.sslmode=require",
+        ])
+        .success();
+    assert!(
+        run.stderr.contains("sslmode require does not verify"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("DATABASE_SSLMODE: require"));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use mathison_test_artifacts::{
-    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, INFO_LOOP, POSTGRES, REDIS, WIT_NEXT,
+    EVIL_IMPORT, HOSTILE, HTTP_IMPORT, INFO_LOOP, POSTGRES, POSTGRES_BACKUP, REDIS, WIT_NEXT,
 };
 
 /// The host binary with a clean environment: its own cache folder and no user settings, so a
@@ -121,6 +121,15 @@ impl Host {
             },
             elapsed,
             max_rss_bytes,
+        }
+    }
+
+    /// Forgets the plugins' memoised answers, so that the next render runs them (and loads
+    /// their compiled code) again.
+    pub fn forget_answers(&self) {
+        let memo = self.cache.path().join("memo");
+        if memo.exists() {
+            fs::remove_dir_all(memo).expect("remove the memo");
         }
     }
 

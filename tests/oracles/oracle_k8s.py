@@ -15,6 +15,9 @@ import yaml
 RENDERED_DIR_ENV = "MATHISON_RENDERED_DIR"
 # Created by the operator (step 32), referenced by the manifests, never rendered by us.
 USER_OWNED_SECRET = "mathison-secrets"
+# Every Secret the render was told the user owns (`--user-owned Secret/NAME`), space-separated:
+# what a render with the backup plugin adds, its bucket credentials.
+USER_OWNED_SECRETS = tuple(os.environ.get("MATHISON_USER_OWNED_SECRETS", USER_OWNED_SECRET).split())
 
 WORKLOAD_KINDS = {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from oracle_k8s import (USER_OWNED_SECRET, Rendered, all_containers, container_ports, find_object,
+from oracle_k8s import (USER_OWNED_SECRETS, Rendered, all_containers, container_ports, find_object,
                         label_selector_matches, objects_of_kind, pod_labels, pod_spec, pod_template, service_selector_matches,
                         volumes_by_name)
 from oracle_quantity import parse_quantity
@@ -139,15 +139,15 @@ def test_configmap_subpaths_exist(objects):
 
 
 def test_secret_references_are_rendered_or_user_owned(objects):
-    report([f"{item.ref} {path}: Secret {name} is neither rendered nor {USER_OWNED_SECRET}"
+    report([f"{item.ref} {path}: Secret {name} is neither rendered nor one of {USER_OWNED_SECRETS}"
             for item in objects for path, name, _ in references(item.obj, SECRET_REFS)
-            if name != USER_OWNED_SECRET and not find_object(objects, "Secret", name, item.namespace)],
+            if name not in USER_OWNED_SECRETS and not find_object(objects, "Secret", name, item.namespace)],
            "Secret references")
 
 
-def test_user_owned_secret_is_not_rendered(objects):
-    report([item.ref for item in objects_of_kind(objects, "Secret") if item.name == USER_OWNED_SECRET],
-           f"{USER_OWNED_SECRET} is created by the operator and must not be rendered")
+def test_user_owned_secrets_are_not_rendered(objects):
+    report([item.ref for item in objects_of_kind(objects, "Secret") if item.name in USER_OWNED_SECRETS],
+           f"{USER_OWNED_SECRETS} are created by the operator and must not be rendered")
 
 
 # --- quantities -------------------------------------------------------------------------------

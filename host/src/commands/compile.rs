@@ -30,7 +30,7 @@ pub struct CompileCommand {
 impl CompileCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
         let locator = self.runtime.locator();
-        let runtime = self.runtime.runtime()?;
+        let runtime = self.runtime.runtime();
         for spec in &self.plugins {
             let plugin = locator.locate(&PluginRequest::new(spec))?;
             // A fetched plugin lives in the content-addressed store, where only blobs belong:

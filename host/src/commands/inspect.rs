@@ -40,8 +40,8 @@ impl InspectCommand {
             .runtime
             .locator()
             .locate(&PluginRequest::new(&self.plugin))?;
-        let runtime = self.runtime.runtime()?;
-        let described = pipeline::describe(&runtime, &plugin)?;
+        let runtime = self.runtime.runtime();
+        let described = pipeline::describe(&runtime, self.runtime.memo().as_ref(), &plugin)?;
         let text = match self.format {
             InspectFormat::Json => {
                 let json = serde_json::to_string_pretty(&as_json(&described)?)?;
@@ -72,7 +72,7 @@ fn sha256_of(path: &Path) -> anyhow::Result<String> {
 }
 
 fn as_json(described: &Described) -> anyhow::Result<Value> {
-    let (loaded, info) = (&described.loaded, &described.info);
+    let (loaded, info) = (described, &described.info);
     Ok(json!({
         "name": info.name,
         "version": info.version,
@@ -88,7 +88,7 @@ fn as_json(described: &Described) -> anyhow::Result<Value> {
 }
 
 fn as_text(described: &Described) -> anyhow::Result<String> {
-    let (loaded, info) = (&described.loaded, &described.info);
+    let (loaded, info) = (described, &described.info);
     let schema = described.schema.root();
     let defaults = parse(&info.name, "default config", &info.default_config)?;
     let mut out = String::new();

@@ -36,10 +36,10 @@ impl LockCommand {
         let resolved = lock::resolve(&project, &locator, mode)?;
         // A tag may have moved to another plugin: lock only what calls itself what the
         // project says.
-        let runtime = self.render.runtime.runtime()?;
+        let runtime = self.render.runtime.runtime();
         for plugin in &resolved.plugins {
             let file = locator.locate(plugin)?;
-            let described = pipeline::describe(&runtime, &file)?;
+            let described = pipeline::describe(&runtime, None, &file)?;
             pipeline::check_name(&described, &file)?;
         }
         match &resolved.pending {

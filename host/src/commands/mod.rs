@@ -89,8 +89,13 @@ fn render_prepared(
     locator: &Locator,
     prepared: Prepared,
 ) -> anyhow::Result<(Rendered, Request)> {
-    let runtime = args.runtime.runtime()?;
-    let rendered = pipeline::render(&runtime, locator, &prepared.request)?;
+    let runtime = args.runtime.runtime();
+    let rendered = pipeline::render(
+        &runtime,
+        args.runtime.memo().as_ref(),
+        locator,
+        &prepared.request,
+    )?;
     // Only a render that succeeded proves the plugins are the ones the project names.
     if let Some(lock) = &prepared.pending_lock {
         eprintln!("note: wrote {}", lock.write()?.display());
@@ -104,13 +109,17 @@ fn report(rendered: &Rendered, verbose: bool) {
     let mut stderr = io::stderr().lock();
     for plugin in &rendered.plugins {
         if verbose {
+            let code = match plugin.cache {
+                Some(cache) => format!("{cache:?}"),
+                None => "not loaded".to_string(),
+            };
             let _ = writeln!(
                 stderr,
-                "{}: {} objects ({}; compiled code: {:?})",
+                "{}: {} objects ({}; compiled code: {code}; memo: {:?})",
                 plugin.source,
                 plugin.objects,
                 plugin.path.display(),
-                plugin.cache
+                plugin.memo
             );
         }
         for line in &plugin.logs {

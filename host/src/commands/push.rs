@@ -49,8 +49,8 @@ impl PushCommand {
             path: self.file.clone(),
             expected_name: None,
         };
-        let runtime = self.runtime.runtime()?;
-        let described = pipeline::describe(&runtime, &plugin)?;
+        let runtime = self.runtime.runtime();
+        let described = pipeline::describe(&runtime, None, &plugin)?;
         let component =
             fs::read(&self.file).with_context(|| format!("cannot read {}", self.file.display()))?;
         let artifact = artifact(&runtime, &described, &component)?;
@@ -71,7 +71,7 @@ fn artifact(
     described: &Described,
     component: &[u8],
 ) -> anyhow::Result<Artifact> {
-    let (imports, exports) = runtime.interface(&described.loaded);
+    let (imports, exports) = runtime.interface(described.loaded(runtime)?);
     let created = created();
     let info = &described.info;
     let annotations = BTreeMap::from([
@@ -79,10 +79,7 @@ fn artifact(
         (VERSION.to_string(), info.version.clone()),
         (DESCRIPTION.to_string(), info.description.clone()),
         (CREATED.to_string(), created.clone()),
-        (
-            WIT_VERSION.to_string(),
-            described.loaded.wit_version.to_string(),
-        ),
+        (WIT_VERSION.to_string(), described.wit_version.to_string()),
     ]);
     Ok(Artifact::new(
         component,

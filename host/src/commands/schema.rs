@@ -62,8 +62,12 @@ impl SchemaCommand {
             .iter()
             .map(|spec| locator.locate(&PluginRequest::new(spec)))
             .collect::<Result<Vec<_>, _>>()?;
-        let runtime = self.runtime.runtime()?;
-        values_schema(&pipeline::describe_all(&runtime, &plugins)?)
+        let runtime = self.runtime.runtime();
+        values_schema(&pipeline::describe_all(
+            &runtime,
+            self.runtime.memo().as_ref(),
+            &plugins,
+        )?)
     }
 }
 

@@ -17,7 +17,9 @@ pub const WIT_VERSION: WitVersion = WitVersion {
 
 /// A version of the WIT package: three numbers. The contract never uses pre-release or build
 /// suffixes, so a version that has one is not the contract's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct WitVersion {
     pub major: u64,
     pub minor: u64,
@@ -145,7 +147,7 @@ pub struct RenderContext {
 }
 
 /// One object as a plugin returned it, not yet decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Envelope {
     pub api_version: String,
     pub kind: String,
@@ -156,7 +158,7 @@ pub struct Envelope {
 }
 
 /// A setting the application needs to reach a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionValue {
     pub key: String,
     pub value: String,
@@ -165,7 +167,7 @@ pub struct ConnectionValue {
 }
 
 /// What `render` returned on success.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RenderOutput {
     pub objects: Vec<Envelope>,
     pub connection_values: Vec<ConnectionValue>,

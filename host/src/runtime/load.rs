@@ -10,12 +10,17 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::sandbox::SandboxState;
-use super::{BoxedError, CacheOutcome, CallError, LoadedPlugin, Runtime, bindings, cache};
+use super::{
+    BoxedError, CacheOutcome, CallError, LoadedPlugin, Machine, Runtime, RuntimeError, bindings,
+    cache,
+};
 use crate::model::contract::{WIT_PACKAGE, WIT_VERSION, WitVersion};
 
 /// Why a plugin file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -77,6 +82,8 @@ pub enum LoadError {
 pub enum PrecompileError {
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     #[error("{}: {error}", path.display())]
     Call { path: PathBuf, error: CallError },
     #[error("cannot write {}", path.display())]
@@ -92,7 +99,8 @@ impl Runtime {
     /// a precompiled artifact beside it (with `--allow-precompiled`, or when it is installed
     /// with this binary), or by compiling it.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let (bytes, identity) = self.read(path)?;
+        let machine = self.machine()?;
+        let (bytes, identity) = self.read(machine, path)?;
         let cache_entry = self
             .cache_dir
             .as_deref()
@@ -100,11 +108,11 @@ impl Runtime {
 
         let found = cache_entry
             .as_ref()
-            .and_then(|entry| entry.load(&self.engine, &identity))
+            .and_then(|entry| entry.load(&machine.engine, &identity))
             .map(|found| (found, CacheOutcome::Hit))
             .or_else(|| {
                 self.may_load_precompiled(path)
-                    .then(|| cache::Entry::beside(path).load(&self.engine, &identity))
+                    .then(|| cache::Entry::beside(path).load(&machine.engine, &identity))
                     .flatten()
                     .map(|found| (found, CacheOutcome::Precompiled))
             });
@@ -112,12 +120,13 @@ impl Runtime {
             Some((found, outcome)) => (found.component, outcome, found.info),
             None => match &cache_entry {
                 None => {
-                    let component = Component::new(&self.engine, &bytes).map_err(invalid(path))?;
+                    let component =
+                        Component::new(&machine.engine, &bytes).map_err(invalid(path))?;
                     (component, CacheOutcome::Disabled, None)
                 }
                 Some(entry) => {
                     let existed = entry.exists();
-                    let (artifact, component) = self.compile(path, &bytes)?;
+                    let (artifact, component) = self.compile(machine, path, &bytes)?;
                     let outcome = match (entry.store(&identity, &artifact, None).is_ok(), existed) {
                         (false, _) => CacheOutcome::StoreFailed,
                         (true, true) => CacheOutcome::Replaced,
@@ -131,7 +140,7 @@ impl Runtime {
             outcome,
             CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Replaced
         );
-        let (pre, wit_version) = self.prepare(path, &component)?;
+        let (pre, wit_version) = self.prepare(machine, path, &component)?;
         Ok(LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
@@ -143,24 +152,44 @@ impl Runtime {
         })
     }
 
-    /// Reads and checks a plugin file, and names what its compiled code would be for.
-    fn read(&self, path: &Path) -> Result<(Vec<u8>, cache::Identity), LoadError> {
+    /// Reads and checks the plugin at `path` without compiling it: the BLAKE3 of its bytes
+    /// names its answers in the memo, where a render that changed nothing needs no engine.
+    pub fn fingerprint(&self, path: &Path) -> Result<blake3::Hash, LoadError> {
+        Ok(blake3::hash(&self.read_checked(path)?))
+    }
+
+    fn read_checked(&self, path: &Path) -> Result<Vec<u8>, LoadError> {
         let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
         check_component_header(path, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads and checks a plugin file, and names what its compiled code would be for.
+    fn read(
+        &self,
+        machine: &Machine,
+        path: &Path,
+    ) -> Result<(Vec<u8>, cache::Identity), LoadError> {
+        let bytes = self.read_checked(path)?;
         let identity = cache::Identity {
             plugin: blake3::hash(&bytes),
-            engine: self.engine_key,
+            engine: machine.engine_key,
         };
         Ok((bytes, identity))
     }
 
     /// Compiles a plugin into an artifact to store, and the component loaded from it.
-    fn compile(&self, path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, Component), LoadError> {
-        let artifact = self
+    fn compile(
+        &self,
+        machine: &Machine,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(Vec<u8>, Component), LoadError> {
+        let artifact = machine
             .engine
             .precompile_component(bytes)
             .map_err(invalid(path))?;
-        let component = cache::deserialize(&self.engine, &artifact).map_err(invalid(path))?;
+        let component = cache::deserialize(&machine.engine, &artifact).map_err(invalid(path))?;
         Ok((artifact, component))
     }
 
@@ -168,18 +197,18 @@ impl Runtime {
     /// the contract it was built against.
     fn prepare(
         &self,
+        machine: &Machine,
         path: &Path,
         component: &Component,
     ) -> Result<(bindings::PluginPre<SandboxState>, WitVersion), LoadError> {
-        let wit_version = check_world(path, component, &self.engine, WIT_VERSION)?;
-        let instance_pre =
-            self.linker
-                .instantiate_pre(component)
-                .map_err(|e| LoadError::UnsupportedImport {
-                    path: path.to_owned(),
-                    import: first_unsatisfied_import(&e.to_string()),
-                    source: e.into(),
-                })?;
+        let wit_version = check_world(path, component, &machine.engine, WIT_VERSION)?;
+        let instance_pre = machine.linker.instantiate_pre(component).map_err(|e| {
+            LoadError::UnsupportedImport {
+                path: path.to_owned(),
+                import: first_unsatisfied_import(&e.to_string()),
+                source: e.into(),
+            }
+        })?;
         let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             path: path.to_owned(),
             found: "does not match the world".to_string(),
@@ -192,9 +221,10 @@ impl Runtime {
     /// it (`postgres.wasm` → `postgres.cwasm` and `postgres.cwasm.json`), for renders with
     /// `--allow-precompiled` to load instead of compiling. Returns the artifact's path.
     pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
-        let (bytes, identity) = self.read(path)?;
-        let (artifact, component) = self.compile(path, &bytes)?;
-        let (pre, wit_version) = self.prepare(path, &component)?;
+        let machine = self.machine()?;
+        let (bytes, identity) = self.read(machine, path)?;
+        let (artifact, component) = self.compile(machine, path, &bytes)?;
+        let (pre, wit_version) = self.prepare(machine, path, &component)?;
         let plugin = LoadedPlugin {
             path: path.to_owned(),
             size: bytes.len() as u64,
@@ -377,14 +407,15 @@ mod tests {
                  (export "render" (func $nothing)))"#
         );
         let bytes = wat::parse_str(&wat).expect("the test component assembles");
-        Component::new(&runtime.engine, bytes).expect("the test component compiles")
+        Component::new(&runtime.machine().expect("the engine").engine, bytes)
+            .expect("the test component compiles")
     }
 
     fn check(host: &str, import: &str) -> Result<WitVersion, LoadError> {
-        let runtime = Runtime::new(Limits::default(), None, false).expect("runtime");
+        let runtime = Runtime::new(Limits::default(), None, false);
         let component = component_importing(&runtime, import);
         let served = WitVersion::parse(host).expect("a version");
-        check_world(Path::new("p.wasm"), &component, &runtime.engine, served)
+        check_world(Path::new("p.wasm"), &component, component.engine(), served)
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -211,13 +212,13 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-/// The sandboxed plugin runtime: one engine and linker for all plugins.
+/// The sandboxed plugin runtime: one engine and linker for all plugins, made when the first
+/// plugin is loaded (a render answered from the memo loads none).
 pub struct Runtime {
-    engine: Engine,
-    linker: Linker<SandboxState>,
+    machine: OnceLock<Machine>,
+    /// Held while the machine is made, so that parallel loads make one.
+    making: Mutex<()>,
     limits: Limits,
-    /// Identifies this engine's configuration in compiled-code entries.
-    engine_key: blake3::Hash,
     /// `None` when the cache is off.
     cache_dir: Option<PathBuf>,
     /// Whether precompiled artifacts beside plugins may be loaded: they are native code.
@@ -256,14 +257,15 @@ impl RuntimeError {
     }
 }
 
-impl Runtime {
-    /// Creates the runtime. `cache_dir` of `None` disables the compiled-artifact cache;
-    /// `allow_precompiled` lets [`load`](Self::load) use artifacts shipped beside plugins.
-    pub fn new(
-        limits: Limits,
-        cache_dir: Option<PathBuf>,
-        allow_precompiled: bool,
-    ) -> Result<Self, RuntimeError> {
+/// The engine, its linker, and the key of its configuration in compiled-code entries.
+struct Machine {
+    engine: Engine,
+    linker: Linker<SandboxState>,
+    engine_key: blake3::Hash,
+}
+
+impl Machine {
+    fn new() -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
@@ -286,16 +288,40 @@ impl Runtime {
             .map_err(RuntimeError::at("link WASI"))?;
         bindings::mathison::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(RuntimeError::at("link the host interface"))?;
-
         Ok(Self {
             engine_key: cache::engine_key(&engine),
             engine,
             linker,
+        })
+    }
+}
+
+impl Runtime {
+    /// Creates the runtime. `cache_dir` of `None` disables the compiled-artifact cache;
+    /// `allow_precompiled` lets [`load`](Self::load) use artifacts shipped beside plugins.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>, allow_precompiled: bool) -> Self {
+        Self {
+            machine: OnceLock::new(),
+            making: Mutex::new(()),
             limits,
             cache_dir,
             allow_precompiled,
             trusted_precompiled: None,
-        })
+        }
+    }
+
+    /// The engine and linker, made on first use.
+    fn machine(&self) -> Result<&Machine, RuntimeError> {
+        if let Some(machine) = self.machine.get() {
+            return Ok(machine);
+        }
+        // A poisoned lock only means another maker panicked; making again is safe.
+        let _making = self.making.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(machine) = self.machine.get() {
+            return Ok(machine);
+        }
+        let made = Machine::new()?;
+        Ok(self.machine.get_or_init(|| made))
     }
 
     /// Also loads the precompiled artifacts of the plugins directly in `dir` (when it exists),
@@ -326,11 +352,13 @@ impl Runtime {
     /// The names `plugin` imports and exports (interfaces, or functions of the world), as an
     /// OCI artifact's config lists them.
     pub fn interface(&self, plugin: &LoadedPlugin) -> (Vec<String>, Vec<String>) {
-        let component = plugin.pre.instance_pre().component().component_type();
+        let component = plugin.pre.instance_pre().component();
+        let engine = component.engine();
+        let component = component.component_type();
         let names = |items: &mut dyn Iterator<Item = &str>| items.map(str::to_string).collect();
         (
-            names(&mut component.imports(&self.engine).map(|(name, _)| name)),
-            names(&mut component.exports(&self.engine).map(|(name, _)| name)),
+            names(&mut component.imports(engine).map(|(name, _)| name)),
+            names(&mut component.exports(engine).map(|(name, _)| name)),
         )
     }
 
@@ -415,7 +443,8 @@ impl Runtime {
         + 'static,
     ) -> Result<Called<T>, CallError> {
         let pre = plugin.pre.clone();
-        self.run(call, move |store| {
+        let engine = pre.instance_pre().component().engine().clone();
+        self.run(&engine, call, move |store| {
             let instance = pre.instantiate(&mut *store)?;
             f(&instance, store)
         })
@@ -425,10 +454,11 @@ impl Runtime {
     /// docs), and waits for it at most the time limit plus [`WATCHDOG_GRACE`].
     fn run<T: Send + 'static>(
         &self,
+        engine: &Engine,
         call: &'static str,
         f: impl FnOnce(&mut Store<SandboxState>) -> wasmtime::Result<T> + Send + 'static,
     ) -> Result<Called<T>, CallError> {
-        let engine = self.engine.clone();
+        let engine = engine.clone();
         let limits = self.limits;
         // Capacity 1: the thread's only send never blocks, even when nobody waits any more.
         let (sender, receiver) = mpsc::sync_channel(1);

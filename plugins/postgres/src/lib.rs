@@ -1,5 +1,6 @@
 //! The `postgres` plugin: PostgreSQL 16 with pgvector as Mathison's own database, one hardened
-//! replica in a StatefulSet, reachable only from labelled client pods.
+//! replica in a StatefulSet, reachable only from labelled client pods; or, in external mode, a
+//! managed server outside the cluster behind an ExternalName Service.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use mathison_plugin_sdk::config::{
     DisruptionBudget, PodOptions, ProbeTiming, Probes, Resources, ServiceOptions, add_extra_env,
-    check_extra_env,
+    check_extra_env, refuse_server_opt_ins,
 };
 use mathison_plugin_sdk::k8s::{self, NamedPort, StatefulSetParts};
 use mathison_plugin_sdk::validate::{self, Problems};
@@ -75,13 +76,18 @@ pub struct Config {
     /// points at: `docker buildx imagetools inspect pgvector/pgvector:pg16` prints it; set
     /// `pgvector/pgvector:pg16@sha256:<digest>` (the tag is then only a label).
     pub image: String,
-    /// Database created on first start (an unquoted SQL identifier).
+    /// Database created on first start (an unquoted SQL identifier). In external mode, the
+    /// database on the managed server, which you create.
     pub database: String,
     /// Role created on first start, owner of the database and superuser of this private server
-    /// (an unquoted SQL identifier).
+    /// (an unquoted SQL identifier). In external mode, the role on the managed server, which
+    /// you create.
     pub user: String,
     /// Where the user's password comes from.
     pub auth: Auth,
+    /// A managed PostgreSQL server outside the cluster instead of the StatefulSet (external
+    /// mode); see `external.host`.
+    pub external: External,
     /// Extensions of the database (unquoted SQL identifiers). Created by the init script on first
     /// start; on every later start the init container `update-extensions` runs PostgreSQL in
     /// single-user mode before the server and, for each one, `CREATE EXTENSION IF NOT EXISTS`
@@ -175,6 +181,65 @@ pub struct Config {
     /// 127.0.0.1:5432 as `user` with the same password file) and its Service port, NetworkPolicy
     /// rule and optional ServiceMonitor; off by default.
     pub metrics: mathison_plugin_sdk::metrics::Metrics,
+}
+
+/// A managed PostgreSQL server: external mode when `host` is set.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct External {
+    /// Lower-case DNS name, not an IP address (the Service postgres becomes its ExternalName alias,
+    /// a DNS CNAME, which can only point at a name), of a managed PostgreSQL server (Amazon RDS,
+    /// Cloud SQL, Azure Database...) to use instead of the in-cluster one; null (the default) runs
+    /// the server in the cluster. Set, the plugin renders none of the in-cluster server's objects
+    /// (StatefulSet and its volume claim, ConfigMaps, NetworkPolicy, PodDisruptionBudget, metrics),
+    /// only the Service `postgres` of type ExternalName, so that
+    /// `postgres.<namespace>.svc.cluster.local` still resolves for clients that dial it (on
+    /// `external.port`: an alias maps no ports). The connection values name this host itself, since
+    /// the server's certificate names it and not the alias (`verify-full` checks that), with
+    /// `external.port`, `database`, `user`, DATABASE_SSLMODE and `?sslmode=` in DATABASE_URL; the
+    /// password reaches DATABASE_URL as in the cluster, through the secret input
+    /// `postgres-password`. The in-cluster server's options (image, resources, persistence,
+    /// parameters, pgHba, pod, probes, extensions...) are unused; metrics.enabled,
+    /// podDisruptionBudget.enabled and a service.type other than ClusterIP are refused. Migrating:
+    /// (1) on the managed server create `user` and `database`, and the extensions (`CREATE
+    /// EXTENSION vector;`); (2) stop the application's writes, dump the in-cluster database with
+    /// pg_dump (`kubectl exec postgres-0 -c postgres -- pg_dump -Fc -U mathison mathison >
+    /// mathison.dump`, or a backup Job of the `postgres-backup` plugin, to S3) and restore it into
+    /// the managed one with pg_restore (`pg_restore --no-owner --no-acl -d "$DATABASE_URL"
+    /// mathison.dump`, or the `postgres-backup` plugin's restore Job); (3) set this option, render
+    /// and apply. `apply --prune` then deletes the StatefulSet and its pod, the headless Service,
+    /// the ConfigMaps and the NetworkPolicy, but not the volume claim `data-postgres-0`: the
+    /// StatefulSet's persistentVolumeClaimRetentionPolicy is Retain, so the in-cluster data stays
+    /// on its volume, untouched, until you delete the claim (`kubectl delete pvc data-postgres-0`;
+    /// the volume then follows its StorageClass's reclaim policy). Unsetting the option goes back:
+    /// the StatefulSet binds the kept claim again, with the data as it was at the switch.
+    #[schemars(regex(pattern = validate::EXTERNAL_HOST_PATTERN), length(max = 253))]
+    pub host: Option<String>,
+    /// TCP port of the managed server (1 to 65535).
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// libpq's `sslmode`, in DATABASE_URL and DATABASE_SSLMODE. Default `verify-full`: the
+    /// connection leaves the cluster, and only verify-full both encrypts it and checks that
+    /// the certificate is the server's, by its CA and its name (`require` encrypts but accepts
+    /// any certificate, so whoever can redirect the traffic reads and changes everything).
+    /// Clients need the provider's CA certificate (libpq: `PGSSLROOTCERT` or
+    /// `~/.postgresql/root.crt`; Node.js: `NODE_EXTRA_CA_CERTS`). `verify-ca` checks the CA
+    /// only; `require`, `prefer`, `allow` and `disable` are weaker still (a warning says so).
+    pub sslmode: SslMode,
+}
+
+/// libpq's `sslmode`. The variants carry no doc comments, so that the schema is a plain string
+/// `enum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
 }
 
 /// One pg_hba.conf line.
@@ -281,7 +346,7 @@ impl HbaRule {
     }
 }
 
-/// The word serde writes for a plain enum: as pg_hba.conf spells it.
+/// The word serde writes for a plain enum: as pg_hba.conf and libpq spell it.
 fn word<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(word)) => word,
@@ -338,6 +403,7 @@ impl Default for Config {
             database: "mathison".to_owned(),
             user: "mathison".to_owned(),
             auth: Auth::default(),
+            external: External::default(),
             extensions: vec!["vector".to_owned()],
             persistence: Persistence::default(),
             resources: Resources::new("250m", "512Mi", "1", "1Gi"),
@@ -361,6 +427,16 @@ impl Default for Config {
                 "true".to_owned(),
             )]),
             metrics: metrics::defaults(),
+        }
+    }
+}
+
+impl Default for External {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: PORT.port as u16,
+            sslmode: SslMode::VerifyFull,
         }
     }
 }
@@ -500,6 +576,17 @@ impl Config {
         for (i, rule) in self.pg_hba.iter().enumerate() {
             rule.check(&mut problems, &format!("pgHba[{i}]"));
         }
+        if let Some(host) = &self.external.host {
+            problems.check("external.host", validate::external_host(host));
+            problems.check("external.port", validate::port(self.external.port));
+            refuse_server_opt_ins(
+                &mut problems,
+                NAME,
+                self.metrics.enabled,
+                &self.pod_disruption_budget,
+                &self.service,
+            );
+        }
         problems.finish()
     }
 
@@ -595,8 +682,7 @@ impl Plugin for Postgres {
     type Config = Config;
     const NAME: &'static str = NAME;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "PostgreSQL 16 with pgvector as a hardened single-replica StatefulSet.";
+    const DESCRIPTION: &'static str = "PostgreSQL 16 with pgvector as a hardened single-replica StatefulSet, or a managed server outside the cluster behind an ExternalName Service (external.host).";
 
     fn kinds() -> Vec<KindRef> {
         vec![
@@ -612,8 +698,13 @@ impl Plugin for Postgres {
     }
 
     fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
-        let labels = labels::recommended(ctx, NAME, "database", labels::image_tag(&config.image));
+        // The image runs only in the cluster: a managed server's version is the provider's.
+        let version = labels::image_tag(&config.image).filter(|_| config.external.host.is_none());
+        let labels = labels::recommended(ctx, NAME, "database", version);
         config.check(&labels)?;
+        if let Some(host) = &config.external.host {
+            return Ok(render_external(ctx, &config, host, &labels));
+        }
         let mut parameters = config.parameters()?;
         let hba_conf = config.hba_conf();
         if hba_conf.is_some() {
@@ -666,19 +757,61 @@ impl Plugin for Postgres {
             out.push(budget);
         }
         out.push(stateful_set(ctx, &config, args, labels, selector));
-
-        let (user, database, port) = (&config.user, &config.database, PORT.port);
-        out.connection("DATABASE_HOST", &host)
-            .connection("DATABASE_PORT", port.to_string())
-            .connection("DATABASE_NAME", database)
-            .connection("DATABASE_USER", user)
-            .secret_connection(
-                "DATABASE_URL",
-                format!("postgresql://{user}:{{secret}}@{host}:{port}/{database}"),
-                "postgres-password",
-            );
+        push_connections(&mut out, &config, &host, PORT.port, None);
         Ok(out)
     }
+}
+
+/// External mode: the ExternalName alias of the managed server and the connection values.
+fn render_external(
+    ctx: &Context,
+    config: &Config,
+    host: &str,
+    labels: &BTreeMap<String, String>,
+) -> Output {
+    let mode = config.external.sslmode;
+    if !matches!(mode, SslMode::VerifyFull | SslMode::VerifyCa) {
+        log::warn(&format!(
+            "postgres: sslmode {} does not verify the server's certificate: whoever can redirect \
+             the traffic to {host} can read and change it; prefer verify-full",
+            word(&mode)
+        ));
+    }
+    let mut out = Output::default();
+    out.push(k8s::external_name_service(ctx, NAME, labels, host));
+    push_connections(
+        &mut out,
+        config,
+        host,
+        config.external.port.into(),
+        Some(mode),
+    );
+    out
+}
+
+/// The connection values, the same in both modes but for the TLS mode, which only an external
+/// server gets (DATABASE_SSLMODE and `?sslmode=`): in the cluster the traffic stays on the pod
+/// network and the server has no certificate.
+fn push_connections(
+    out: &mut Output,
+    config: &Config,
+    host: &str,
+    port: i32,
+    sslmode: Option<SslMode>,
+) {
+    let (user, database) = (&config.user, &config.database);
+    let mut url = format!("postgresql://{user}:{{secret}}@{host}:{port}/{database}");
+    out.connection("DATABASE_HOST", host)
+        .connection("DATABASE_PORT", port.to_string())
+        .connection("DATABASE_NAME", database)
+        .connection("DATABASE_USER", user);
+    if let Some(mode) = sslmode {
+        let mode = word(&mode);
+        url.push_str(&format!("?sslmode={mode}"));
+        // For clients that assemble the URL from the parts rather than take DATABASE_URL.
+        out.connection("DATABASE_SSLMODE", mode);
+    }
+    out.secret_connection("DATABASE_URL", url, "postgres-password");
 }
 
 /// What the container and the init container pass to `postgres`: `-c name=value` each.

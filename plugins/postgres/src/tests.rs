@@ -909,3 +909,170 @@ fn bad_metrics_values_are_refused_with_their_paths() {
         ]
     );
 }
+
+fn external(extra: serde_json::Value) -> serde_json::Value {
+    let mut config =
+        json!({"external": {"host": "mathison.c9akciq32.eu-west-1.rds.amazonaws.com"}});
+    if let (Some(config), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+        config.extend(extra);
+    }
+    config
+}
+
+fn connection_values(out: &mathison_plugin_sdk::Output) -> Vec<(&str, &str, Option<&str>)> {
+    out.connection_values()
+        .iter()
+        .map(|c| (c.key.as_str(), c.value.as_str(), c.secret_input.as_deref()))
+        .collect()
+}
+
+#[test]
+fn external_mode_renders_only_an_external_name_alias() {
+    let out = render(external(
+        json!({"metrics": {"serviceMonitor": {"enabled": true}}}),
+    ));
+    assert_eq!(
+        testing::object_list(&out),
+        [("Service".to_owned(), "postgres".to_owned())]
+    );
+    let service: Service = testing::object(&out, "postgres");
+    let labels = service.metadata.labels.expect("labels");
+    assert_eq!(labels["app.kubernetes.io/name"], "postgres");
+    assert!(
+        !labels.contains_key("app.kubernetes.io/version"),
+        "the image's tag says nothing of a managed server"
+    );
+    let spec = service.spec.expect("spec");
+    assert_eq!(spec.type_.as_deref(), Some("ExternalName"));
+    assert_eq!(
+        spec.external_name.as_deref(),
+        Some("mathison.c9akciq32.eu-west-1.rds.amazonaws.com")
+    );
+    assert_eq!(
+        (spec.selector, spec.ports, spec.cluster_ip),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn external_connection_values_name_the_server_with_its_tls_mode() {
+    let out = render(external(json!({
+        "external": {"host": "db.example.com", "port": 6543},
+        "database": "app",
+        "user": "app_user",
+    })));
+    assert_eq!(
+        connection_values(&out),
+        [
+            ("DATABASE_HOST", "db.example.com", None),
+            ("DATABASE_PORT", "6543", None),
+            ("DATABASE_NAME", "app", None),
+            ("DATABASE_USER", "app_user", None),
+            ("DATABASE_SSLMODE", "verify-full", None),
+            (
+                "DATABASE_URL",
+                "postgresql://app_user:{secret}@db.example.com:6543/app?sslmode=verify-full",
+                Some("postgres-password"),
+            ),
+        ]
+    );
+    let out = render(external(
+        json!({"external": {"host": "db.example.com", "sslmode": "require"}}),
+    ));
+    let url = connection_values(&out)
+        .into_iter()
+        .find(|(key, _, _)| *key == "DATABASE_URL")
+        .expect("DATABASE_URL");
+    assert_eq!(
+        url.1,
+        "postgresql://mathison:{secret}@db.example.com:5432/mathison?sslmode=require"
+    );
+}
+
+#[test]
+fn external_options_are_checked_with_their_paths() {
+    let paths =
+        |config| testing::invalid_paths(testing::render::<Postgres>(&context("ns"), config));
+    for host in [
+        "10.0.0.5",
+        "DB.example.com",
+        "db.example.com.",
+        "db example",
+    ] {
+        assert_eq!(
+            paths(json!({"external": {"host": host}})),
+            ["external.host"],
+            "{host}"
+        );
+    }
+    assert_eq!(
+        paths(json!({"external": {"host": "db.example.com", "port": 0}})),
+        ["external.port"]
+    );
+    assert_eq!(
+        paths(json!({"external": {"host": "db.example.com", "port": 70000}})),
+        ["external.port"]
+    );
+    assert_eq!(
+        paths(json!({"external": {"host": "db.example.com", "sslmode": "verify_full"}})),
+        ["external.sslmode"]
+    );
+    assert_eq!(
+        paths(json!({"external": {"host": "db.example.com", "hostname": "x"}})),
+        ["external.hostname"]
+    );
+    // The in-cluster server's opt-ins would render nothing: refused, not dropped.
+    assert_eq!(
+        paths(external(json!({
+            "metrics": {"enabled": true},
+            "podDisruptionBudget": {"enabled": true},
+            "service": {"type": "LoadBalancer"},
+        }))),
+        [
+            "metrics.enabled",
+            "podDisruptionBudget.enabled",
+            "service.type"
+        ]
+    );
+    // In the cluster the same opt-ins are fine, and the unused external options are not checked.
+    assert!(
+        testing::render::<Postgres>(
+            &context("ns"),
+            json!({"external": {"port": 0}, "metrics": {"enabled": true}})
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn external_mode_documents_the_migration() {
+    let schema = testing::schema::<Postgres>();
+    let external = &schema["properties"]["external"]["properties"];
+    let host = external["host"]["description"].as_str().unwrap_or_default();
+    for needle in [
+        "ExternalName",
+        "CNAME",
+        "pg_dump",
+        "pg_restore",
+        "postgres-backup",
+        "apply --prune",
+        "persistentVolumeClaimRetentionPolicy is Retain",
+        "data-postgres-0",
+    ] {
+        assert!(host.contains(needle), "external.host documents {needle}");
+    }
+    assert!(external["host"]["pattern"].is_string());
+    assert_eq!(external["port"]["minimum"], 1);
+    assert_eq!(external["sslmode"]["default"], "verify-full");
+    assert_eq!(
+        external["sslmode"]["enum"],
+        json!([
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full"
+        ])
+    );
+}

@@ -1,5 +1,6 @@
 //! The `redis` plugin: Redis 7 as Mathison's queue and cache (BullMQ), one hardened replica in a
-//! StatefulSet, reachable only from labelled client pods.
+//! StatefulSet, reachable only from labelled client pods; or, in external mode, a managed Redis
+//! outside the cluster behind an ExternalName Service.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use mathison_plugin_sdk::config::{
     DisruptionBudget, PodOptions, ProbeTiming, Probes, Resources, ServiceOptions, add_extra_env,
-    check_extra_env,
+    check_extra_env, refuse_server_opt_ins,
 };
 use mathison_plugin_sdk::k8s::{self, NamedPort, StatefulSetParts};
 use mathison_plugin_sdk::validate::{self, Problems};
@@ -76,6 +77,9 @@ pub struct Config {
     pub persistence: Persistence,
     /// Optional password. Off by default: the NetworkPolicy is then the only fence.
     pub auth: Auth,
+    /// A managed Redis outside the cluster instead of the StatefulSet (external mode); see
+    /// `external.host`.
+    pub external: External,
     /// CPU and memory of the Redis container. `maxmemory` is derived from the memory limit:
     /// 75% of it without persistence, 50% with it (an AOF rewrite forks, and copy-on-write can
     /// double the memory in use), rounded down to whole MiB; e.g. 192mb for 256Mi without
@@ -132,6 +136,48 @@ pub struct Config {
     pub metrics: mathison_plugin_sdk::metrics::Metrics,
 }
 
+/// A managed Redis: external mode when `host` is set.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct External {
+    /// Lower-case DNS name, not an IP address (the Service redis becomes its ExternalName alias,
+    /// a DNS CNAME, which can only point at a name), of a managed Redis (Amazon ElastiCache,
+    /// Memorystore, Azure Cache for Redis...) to use instead of the in-cluster one; null (the
+    /// default) runs Redis in the cluster. Set, the plugin renders none of the in-cluster
+    /// server's objects (StatefulSet and its volume claim, ConfigMap, NetworkPolicy,
+    /// PodDisruptionBudget, metrics), only the Service `redis` of type ExternalName, so that
+    /// `redis.<namespace>.svc.cluster.local` still resolves for clients that dial it (on
+    /// `external.port`: an alias maps no ports). REDIS_URL names this host itself, since a TLS
+    /// certificate names it and not the alias: `rediss://` with `external.tls`, then
+    /// `external.username`, the password and `/external.db`. With `auth.existingSecret` set
+    /// (the Secret holding the password, which nothing mounts in this mode) REDIS_URL carries
+    /// the password through the secret input `redis-password`, as in the cluster. The
+    /// in-cluster server's options (image, resources, persistence, maxmemoryPolicy,
+    /// extraConfig, pod, probes...) are unused: set eviction on the managed service, where
+    /// BullMQ needs noeviction too; metrics.enabled, podDisruptionBudget.enabled and a
+    /// service.type other than ClusterIP are refused. A queue's jobs live in Redis: drain the
+    /// workers, or copy the keys (e.g. `redis-cli --rdb` to save a snapshot and the provider's
+    /// import), before switching, then render and apply. `apply --prune` deletes the StatefulSet
+    /// and the other in-cluster objects but keeps the volume claim `data-redis-0` (its
+    /// persistentVolumeClaimRetentionPolicy is Retain) until you delete it.
+    #[schemars(regex(pattern = validate::EXTERNAL_HOST_PATTERN), length(max = 253))]
+    pub host: Option<String>,
+    /// TCP port of the managed Redis (1 to 65535).
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// TLS (`rediss://` in REDIS_URL). On by default: the connection leaves the cluster, and
+    /// managed services offer in-transit encryption (some require it). Clients verify the
+    /// certificate against the host name in the URL, which is why REDIS_URL names `host`.
+    pub tls: bool,
+    /// The ACL user (Redis 6+) in REDIS_URL; null: the `default` user. Letters, digits and
+    /// `-._~`, so that it needs no encoding in the URL.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._~-]+$"))]
+    pub username: Option<String>,
+    /// The logical database in REDIS_URL (`/db`); null: the server's default, 0 (cluster-mode
+    /// services have only that one).
+    pub db: Option<u16>,
+}
+
 /// Redis' `maxmemory-policy`, one of its eight eviction policies. The variants carry no doc
 /// comments, so that the schema is a plain string `enum` (see `Config::maxmemory_policy`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema)]
@@ -183,7 +229,8 @@ pub struct Persistence {
 pub struct Auth {
     /// An existing Secret in the namespace holding the password; null means no password. It is
     /// mounted as a file (never put in the pod's environment) and passed as `--requirepass`.
-    /// The application's REDIS_URL then needs the secret input `redis-password`.
+    /// The application's REDIS_URL then needs the secret input `redis-password`. In external
+    /// mode nothing mounts it: set it when the managed Redis asks for a password.
     pub existing_secret: Option<String>,
     /// The key of the password in that Secret.
     pub key: String,
@@ -195,6 +242,7 @@ impl Default for Config {
             image: "redis:7-alpine".to_owned(),
             persistence: Persistence::default(),
             auth: Auth::default(),
+            external: External::default(),
             resources: Resources::new("50m", "64Mi", "250m", "256Mi"),
             maxmemory_policy: MaxmemoryPolicy::AllkeysLru,
             guaranteed_qos: false,
@@ -213,6 +261,18 @@ impl Default for Config {
                 "true".to_owned(),
             )]),
             metrics: metrics::defaults(),
+        }
+    }
+}
+
+impl Default for External {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: PORT.port as u16,
+            tls: true,
+            username: None,
+            db: None,
         }
     }
 }
@@ -278,7 +338,28 @@ impl Config {
             &self.extra_env,
             &["REDISCLI_AUTH"],
         );
+        self.check_external(&mut problems);
         problems.finish()
+    }
+
+    /// The managed server's address and user, and the in-cluster server's opt-ins, which have
+    /// nothing to act on in external mode: refused rather than silently dropped.
+    fn check_external(&self, problems: &mut Problems) {
+        let Some(host) = &self.external.host else {
+            return;
+        };
+        problems.check("external.host", validate::external_host(host));
+        problems.check("external.port", validate::port(self.external.port));
+        if let Some(user) = &self.external.username {
+            problems.check("external.username", username(user));
+        }
+        refuse_server_opt_ins(
+            problems,
+            NAME,
+            self.metrics.enabled,
+            &self.pod_disruption_budget,
+            &self.service,
+        );
     }
 
     /// `maxmemory` in MiB (Redis' `mb`): see the `resources` description for the formula.
@@ -340,7 +421,7 @@ impl Plugin for Redis {
     type Config = Config;
     const NAME: &'static str = NAME;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Redis 7 with a memory cap, eviction policy and optional AOF persistence as a hardened single-replica StatefulSet.";
+    const DESCRIPTION: &'static str = "Redis 7 with a memory cap, eviction policy and optional AOF persistence as a hardened single-replica StatefulSet, or a managed Redis outside the cluster behind an ExternalName Service (external.host).";
 
     fn kinds() -> Vec<KindRef> {
         vec![
@@ -356,15 +437,20 @@ impl Plugin for Redis {
     }
 
     fn render(ctx: &Context, config: Config) -> Result<Output, RenderError> {
-        let labels = labels::recommended(ctx, NAME, "cache", labels::image_tag(&config.image));
+        // The image runs only in the cluster: a managed server's version is the provider's.
+        let version = labels::image_tag(&config.image).filter(|_| config.external.host.is_none());
+        let labels = labels::recommended(ctx, NAME, "cache", version);
         config.check(&labels)?;
+        if let Some(host) = &config.external.host {
+            return Ok(render_external(ctx, &config, host, &labels));
+        }
         let maxmemory = config.maxmemory_mib()?;
         log::info(&format!(
             "redis: maxmemory {maxmemory}mb from the memory limit {}",
             config.resources.limits.memory
         ));
         let selector = labels::selector_labels(ctx, NAME);
-        let host = format!("{NAME}.{}.svc.cluster.local:{}", ctx.namespace, PORT.port);
+        let address = format!("{NAME}.{}.svc.cluster.local:{}", ctx.namespace, PORT.port);
 
         let mut out = Output::default();
         out.push(ConfigMap {
@@ -397,16 +483,54 @@ impl Plugin for Redis {
         }
         out.push(stateful_set(ctx, &config, labels, selector));
 
-        if config.auth.existing_secret.is_some() {
-            out.secret_connection(
-                "REDIS_URL",
-                format!("redis://:{{secret}}@{host}"),
-                "redis-password",
-            );
-        } else {
-            out.connection("REDIS_URL", format!("redis://{host}"));
-        }
+        push_url(&mut out, &config, "redis", None, &address);
         Ok(out)
+    }
+}
+
+/// External mode: the ExternalName alias of the managed server and REDIS_URL.
+fn render_external(
+    ctx: &Context,
+    config: &Config,
+    host: &str,
+    labels: &BTreeMap<String, String>,
+) -> Output {
+    let external = &config.external;
+    if !external.tls {
+        log::warn(&format!(
+            "redis: external.tls is off: the password and the data cross the network to {host} \
+             in clear text"
+        ));
+    }
+    let mut out = Output::default();
+    out.push(k8s::external_name_service(ctx, NAME, labels, host));
+    let scheme = if external.tls { "rediss" } else { "redis" };
+    let db = external.db.map(|db| format!("/{db}")).unwrap_or_default();
+    let address = format!("{host}:{}{db}", external.port);
+    push_url(
+        &mut out,
+        config,
+        scheme,
+        external.username.as_deref(),
+        &address,
+    );
+    out
+}
+
+/// REDIS_URL, in both modes: `address` is host, port and optional `/db`. With a password it is
+/// a secret connection value, filled in by the host from the secret input `redis-password`.
+fn push_url(out: &mut Output, config: &Config, scheme: &str, user: Option<&str>, address: &str) {
+    let user = user.unwrap_or_default();
+    if config.auth.existing_secret.is_some() {
+        out.secret_connection(
+            "REDIS_URL",
+            format!("{scheme}://{user}:{{secret}}@{address}"),
+            "redis-password",
+        );
+    } else if user.is_empty() {
+        out.connection("REDIS_URL", format!("{scheme}://{address}"));
+    } else {
+        out.connection("REDIS_URL", format!("{scheme}://{user}@{address}"));
     }
 }
 
@@ -515,6 +639,17 @@ fn stateful_set(
 
 fn checkov_skips() -> BTreeMap<String, String> {
     k8s::official_image_checkov_skips(REDIS_UID)
+}
+
+/// An ACL user name that goes into REDIS_URL as it is: URL-unreserved characters only.
+fn username(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+    ok.then_some(()).ok_or_else(|| {
+        format!("{value:?} is not a user name of letters, digits and '-', '.', '_', '~'")
+    })
 }
 
 /// One redis.conf line the user may add: a single line whose directive (Redis matches them

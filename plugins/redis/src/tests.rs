@@ -490,3 +490,121 @@ fn service_monitor_only_with_metrics() {
         })
     );
 }
+
+const MANAGED: &str = "master.mathison.abc123.euw1.cache.amazonaws.com";
+
+/// REDIS_URL and its secret input, rendered with `external` as the external options.
+fn external_url(external: serde_json::Value, password: bool) -> (String, Option<String>) {
+    let mut external = external;
+    external["host"] = json!(MANAGED);
+    let mut config = json!({"external": external});
+    if password {
+        config["auth"] = json!({"existingSecret": "managed-redis"});
+    }
+    let out = render(config);
+    let [url] = out.connection_values() else {
+        panic!("one connection value: {:?}", out.connection_values());
+    };
+    assert_eq!(url.key, "REDIS_URL");
+    (url.value.clone(), url.secret_input.clone())
+}
+
+#[test]
+fn external_mode_renders_only_an_external_name_alias() {
+    let out = render(json!({"external": {"host": MANAGED}, "persistence": {"enabled": true}}));
+    assert_eq!(
+        testing::object_list(&out),
+        [("Service".to_owned(), "redis".to_owned())]
+    );
+    let service: Service = testing::object(&out, "redis");
+    let labels = service.metadata.labels.expect("labels");
+    assert!(!labels.contains_key("app.kubernetes.io/version"));
+    let spec = service.spec.expect("spec");
+    assert_eq!(spec.type_.as_deref(), Some("ExternalName"));
+    assert_eq!(spec.external_name.as_deref(), Some(MANAGED));
+    assert_eq!((spec.selector, spec.ports), (None, None));
+}
+
+#[test]
+fn external_url_names_the_server_with_tls_user_password_and_db() {
+    let url = |external, password| external_url(external, password);
+    assert_eq!(
+        url(json!({}), false),
+        (format!("rediss://{MANAGED}:6379"), None)
+    );
+    assert_eq!(
+        url(json!({"tls": false, "port": 6380, "db": 2}), false),
+        (format!("redis://{MANAGED}:6380/2"), None)
+    );
+    assert_eq!(
+        url(json!({"username": "mathison"}), false),
+        (format!("rediss://mathison@{MANAGED}:6379"), None)
+    );
+    // The password reaches the URL as in the cluster: the host fills in the secret input.
+    assert_eq!(
+        url(json!({}), true),
+        (
+            format!("rediss://:{{secret}}@{MANAGED}:6379"),
+            Some("redis-password".to_owned())
+        )
+    );
+    assert_eq!(
+        url(json!({"username": "mathison", "db": 1}), true),
+        (
+            format!("rediss://mathison:{{secret}}@{MANAGED}:6379/1"),
+            Some("redis-password".to_owned())
+        )
+    );
+}
+
+#[test]
+fn external_options_are_checked_with_their_paths() {
+    let paths = |config| testing::invalid_paths(testing::render::<Redis>(&context("ns"), config));
+    for host in ["10.0.0.5", "Cache.example.com", "cache.example.com.", ""] {
+        assert_eq!(
+            paths(json!({"external": {"host": host}})),
+            ["external.host"],
+            "{host}"
+        );
+    }
+    assert_eq!(
+        paths(json!({"external": {"host": MANAGED, "port": 0, "username": "a:b@c"}})),
+        ["external.port", "external.username"]
+    );
+    assert_eq!(
+        paths(json!({"external": {"host": MANAGED, "db": -1}})),
+        ["external.db"]
+    );
+    assert_eq!(
+        paths(json!({
+            "external": {"host": MANAGED},
+            "metrics": {"enabled": true},
+            "podDisruptionBudget": {"enabled": true},
+            "service": {"type": "NodePort"},
+        })),
+        [
+            "metrics.enabled",
+            "podDisruptionBudget.enabled",
+            "service.type"
+        ]
+    );
+}
+
+#[test]
+fn external_mode_is_documented() {
+    let schema = testing::schema::<Redis>();
+    let external = &schema["properties"]["external"]["properties"];
+    let host = external["host"]["description"].as_str().unwrap_or_default();
+    for needle in [
+        "ExternalName",
+        "CNAME",
+        "rediss://",
+        "redis-password",
+        "data-redis-0",
+    ] {
+        assert!(host.contains(needle), "external.host documents {needle}");
+    }
+    assert!(external["host"]["pattern"].is_string());
+    assert_eq!(external["port"]["minimum"], 1);
+    assert_eq!(external["tls"]["default"], true);
+}

@@ -368,6 +368,42 @@ impl DisruptionBudget {
     }
 }
 
+/// In external mode (a managed server outside the cluster instead of the plugin's StatefulSet),
+/// refuses the in-cluster server's opt-ins: with no pod they would render nothing, and a
+/// dropped exporter or budget should not go unnoticed. `service` names the client Service, then
+/// an ExternalName alias of the managed server.
+pub fn refuse_server_opt_ins(
+    problems: &mut Problems,
+    service: &str,
+    metrics_enabled: bool,
+    budget: &DisruptionBudget,
+    service_options: &ServiceOptions,
+) {
+    let unused = "runs beside the in-cluster server, which external mode (external.host) does \
+                  not render";
+    if metrics_enabled {
+        problems.add(
+            "metrics.enabled",
+            format!("the exporter {unused}; scrape the managed service's own metrics"),
+        );
+    }
+    if budget.enabled {
+        problems.add(
+            "podDisruptionBudget.enabled",
+            format!("the budget guards the pod that {unused}"),
+        );
+    }
+    if service_options.type_ != ServiceType::ClusterIP {
+        problems.add(
+            "service.type",
+            format!(
+                "in external mode (external.host) the Service {service} is an ExternalName \
+                 alias of the managed server; leave the type at ClusterIP"
+            ),
+        );
+    }
+}
+
 /// Checks extra environment variables (`path` names the option): C-identifier names, none of
 /// `owned` (the variables the plugin sets, which the server's setup depends on).
 pub fn check_extra_env(

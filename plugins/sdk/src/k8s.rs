@@ -428,6 +428,27 @@ pub fn headless_service(
     service(ctx, name, labels, selector, ports, true)
 }
 
+/// A Service of type `ExternalName`: cluster DNS answers for `name` with a CNAME to `host`, so
+/// clients that dial the in-cluster name reach a server outside the cluster. No ports and no
+/// selector: it is only a DNS alias, no proxy, so a port here would map nothing (clients use
+/// the external server's own port).
+pub fn external_name_service(
+    ctx: &Context,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    host: &str,
+) -> Service {
+    Service {
+        metadata: meta(ctx, name, labels),
+        spec: Some(ServiceSpec {
+            type_: Some("ExternalName".to_owned()),
+            external_name: Some(host.to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// A "clients only" NetworkPolicy for the pods matching `selector`: ingress only from pods of
 /// the same namespace labelled `client_labels`, on `ports`; no egress at all (a server that
 /// starts no connections needs none, not even DNS).

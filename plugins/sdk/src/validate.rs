@@ -142,6 +142,38 @@ pub fn cidr(value: &str) -> Result<(), String> {
         .ok_or_else(|| format!("\"{value}\" is not a network in CIDR notation (\"10.0.0.0/8\")"))
 }
 
+/// The form of [`external_host`] as a JSON Schema `pattern`: DNS-1123 labels, the last one
+/// starting with a letter (no top-level domain is numeric, so no IP address matches).
+pub const EXTERNAL_HOST_PATTERN: &str =
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z]([-a-z0-9]*[a-z0-9])?$";
+
+/// The host of an external service that a Service of type `ExternalName` aliases: a lower-case
+/// DNS name, not an IP address. Cluster DNS answers for such a Service with a CNAME record to
+/// it, and a CNAME can only name a name: an address would be looked up as a host called
+/// "10.0.0.5" and resolve to nothing.
+pub fn external_host(value: &str) -> Result<(), String> {
+    let last_label_starts_with_letter = value
+        .rsplit('.')
+        .next()
+        .is_some_and(|label| label.starts_with(|c: char| c.is_ascii_lowercase()));
+    (dns_subdomain(value).is_ok() && last_label_starts_with_letter)
+        .then_some(())
+        .ok_or_else(|| {
+            format!(
+                "\"{value}\" is not a lower-case DNS name (e.g. \"db.example.com\"): the Service \
+                 of type ExternalName that keeps the in-cluster name working is a DNS CNAME, \
+                 which can point at a name only, never at an IP address"
+            )
+        })
+}
+
+/// A TCP port number: 1 to 65535.
+pub fn port(value: u16) -> Result<(), String> {
+    (value != 0)
+        .then_some(())
+        .ok_or_else(|| "0 is not a port; use 1 to 65535".to_owned())
+}
+
 /// A container image reference: no whitespace, not empty.
 pub fn image(value: &str) -> Result<(), String> {
     (!value.is_empty() && !value.contains(char::is_whitespace))
@@ -173,6 +205,33 @@ mod tests {
         assert!(image("redis 7").is_err());
         assert!(cidr("10.0.0.0/8").is_ok() && cidr("fd00::/8").is_ok());
         assert!(cidr("10.0.0.0").is_err() && cidr("10.0.0.0/33").is_err() && cidr("x/8").is_err());
+        assert!(port(5432).is_ok() && port(0).is_err());
+    }
+
+    #[test]
+    fn external_hosts_are_dns_names_never_addresses() {
+        for host in [
+            "db.example.com",
+            "mathison.c9akciq32.eu-west-1.rds.amazonaws.com",
+            "pg-1.internal",
+            "localdb",
+        ] {
+            assert!(external_host(host).is_ok(), "{host}");
+        }
+        for host in [
+            "10.0.0.5",
+            "db.example.123",
+            "::1",
+            "DB.example.com",
+            "db.example.com.",
+            "db..example.com",
+            "-db.example.com",
+            "db_1.example.com",
+            "",
+        ] {
+            let refused = external_host(host).expect_err(host);
+            assert!(refused.contains("ExternalName"), "{refused}");
+        }
     }
 
     #[test]

@@ -16,9 +16,10 @@ const DEEP_RECURSION: &str = include_str!("deep-recursion.wat");
 
 /// A runtime with `limits` and the module `wat`, compiled by its engine.
 fn sandbox(limits: Limits, wat: &str) -> (Runtime, Module) {
-    let runtime = Runtime::new(limits, None, false).expect("the runtime starts");
+    let runtime = Runtime::new(limits, None, false);
     let bytes = wat::parse_str(wat).expect("the module assembles");
-    let module = Module::new(&runtime.engine, bytes).expect("the module compiles");
+    let engine = &runtime.machine().expect("the runtime starts").engine;
+    let module = Module::new(engine, bytes).expect("the module compiles");
     (runtime, module)
 }
 
@@ -29,7 +30,8 @@ where
     R: WasmResults + Send + 'static,
 {
     let module = module.clone();
-    runtime.run("render", move |store| {
+    let engine = module.engine().clone();
+    runtime.run(&engine, "render", move |store| {
         let instance = Instance::new(&mut *store, &module, &[])?;
         let run = instance.get_typed_func::<P, R>(&mut *store, "run")?;
         run.call(&mut *store, params)
@@ -43,12 +45,12 @@ fn an_endless_loop_is_stopped_by_the_epoch_deadline() {
         timeout,
         ..Limits::default()
     };
-    let (runtime, module) = sandbox(limits, ENDLESS_LOOP);
+    let (_runtime, module) = sandbox(limits, ENDLESS_LOOP);
     // Straight through the store's setup, without `Runtime::run`'s watchdog: only the epoch
     // deadline can end this call. The channel's bound turns a broken deadline into a failure
     // instead of a hung test run.
     let (sender, receiver) = mpsc::channel();
-    let engine = runtime.engine.clone();
+    let engine = module.engine().clone();
     thread::spawn(move || {
         let result = sandboxed(&engine, &limits, "render", |store| {
             let instance = Instance::new(&mut *store, &module, &[])?;

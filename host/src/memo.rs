@@ -1,0 +1,181 @@
+//! Memoised plugin calls. In the sandbox a plugin is a pure function of its bytes, its input
+//! (the validated configuration and the render context) and the limits it runs under: it has
+//! a frozen clock, fixed randomness and nothing else to read. So the answer of a call can be
+//! kept, and given again for the same inputs without creating an engine or instantiating
+//! anything, as build systems do. The answer includes the plugin's log lines, so that `-v`
+//! shows them as if it ran.
+//!
+//! An entry is `<dir>/<key>.json`: a header line (format, key, length and BLAKE3 of the body)
+//! and the body, the answer as JSON. The file is named by the key and also holds it, so an
+//! entry copied under another name (foreign), cut short (truncated) or changed on disk
+//! (corrupt) is never trusted: it reads as a miss, and the call runs and replaces it. Entries
+//! are written to a temporary file and renamed into place, so two processes filling one entry
+//! at once each publish a whole file, and a reader sees one or the other. The folder is kept
+//! under a size bound by removing the least recently used entries: a hit refreshes an entry's
+//! modification time.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Bumped when what an entry holds changes meaning, so that older entries miss.
+const FORMAT: u32 = 1;
+/// The size the memo folder is kept under by default.
+pub const DEFAULT_MAX_BYTES: u64 = 128 << 20;
+/// A temporary file older than this was left by a process that died; it may be removed.
+const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
+const TEMPORARY_PREFIX: &str = ".tmp-";
+
+/// The folder of memoised answers.
+#[derive(Debug, Clone)]
+pub struct Memo {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+/// What the memo did for one call (shown with `-v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoOutcome {
+    /// `--no-cache`, or no cache folder.
+    Off,
+    /// Answered from the memo: the plugin did not run.
+    Hit,
+    /// The plugin ran; its answer was kept (or could not be, which only costs the next run).
+    Miss,
+}
+
+/// Everything one answer depends on, hashed. Each part is length-prefixed, so that no two
+/// different lists of parts hash alike (`"ab", "c"` is not `"a", "bc"`).
+#[derive(Debug, Clone)]
+pub struct Key(blake3::Hasher);
+
+impl Key {
+    /// A key for calls named `call` (`info`, `render`): calls of different kinds never share
+    /// an entry.
+    pub fn new(call: &str) -> Self {
+        let mut key = Self(blake3::Hasher::new());
+        key.part(format!("mathison-host memo {FORMAT}").as_bytes())
+            .part(call.as_bytes());
+        key
+    }
+
+    pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    fn hex(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Header {
+    format: u32,
+    key: String,
+    len: u64,
+    blake3: String,
+}
+
+impl Memo {
+    pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        Self { dir, max_bytes }
+    }
+
+    /// The answer kept for `key`, if an intact entry holds it.
+    pub fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<T> {
+        let key = key.hex();
+        let path = self.entry_path(&key);
+        let bytes = fs::read(&path).ok()?;
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let header: Header = serde_json::from_slice(&bytes[..newline]).ok()?;
+        let body = &bytes[newline + 1..];
+        let intact = header.format == FORMAT
+            && header.key == key
+            && header.len == body.len() as u64
+            && header.blake3 == blake3::hash(body).to_hex().as_str();
+        if !intact {
+            return None;
+        }
+        let value = serde_json::from_slice(body).ok()?;
+        // Least recently used is judged by modification time; failing to refresh it only
+        // makes the entry an earlier candidate for eviction.
+        if let Ok(file) = File::options().append(true).open(&path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+        Some(value)
+    }
+
+    /// Keeps `value` as the answer for `key`, then trims the folder to its bound. Failing to
+    /// keep it is not an error: the next run calls the plugin again.
+    pub fn put<T: Serialize>(&self, key: &Key, value: &T) {
+        let _ = self.write(&key.hex(), value);
+        self.evict();
+    }
+
+    fn write<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<()> {
+        let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+        let header = Header {
+            format: FORMAT,
+            key: key.to_string(),
+            len: body.len() as u64,
+            blake3: blake3::hash(&body).to_hex().to_string(),
+        };
+        fs::create_dir_all(&self.dir)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(TEMPORARY_PREFIX)
+            .tempfile_in(&self.dir)?;
+        serde_json::to_writer(&mut file, &header).map_err(std::io::Error::other)?;
+        file.write_all(b"\n")?;
+        file.write_all(&body)?;
+        file.persist(self.entry_path(key))?;
+        Ok(())
+    }
+
+    /// Removes the least recently used entries until the folder is within its bound.
+    fn evict(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut kept: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+        for entry in entries.flatten() {
+            let (Ok(metadata), path) = (entry.metadata(), entry.path()) else {
+                continue;
+            };
+            let used = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with(TEMPORARY_PREFIX) {
+                if now.duration_since(used).unwrap_or_default() > STALE_TEMPORARY {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            if metadata.is_file() {
+                kept.push((used, metadata.len(), path));
+            }
+        }
+        let mut total: u64 = kept.iter().map(|(_, len, _)| len).sum();
+        kept.sort();
+        for (_, len, path) in kept {
+            if total <= self.max_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
+    }
+
+    fn entry_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+fn key(parts: &[&str]) -> Key {
+    let mut key = Key::new("render");
+    for part in parts {
+        key.part(part.as_bytes());
+    }
+    key
+}
+
+fn memo(max_bytes: u64) -> (tempfile::TempDir, Memo) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let memo = Memo::new(dir.path().join("memo"), max_bytes);
+    (dir, memo)
+}
+
+fn entries(memo: &Memo) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(&memo.dir)
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn an_answer_is_given_back_for_the_same_key_only() {
+    let (_dir, memo) = memo(DEFAULT_MAX_BYTES);
+    memo.put(&key(&["plugin", "config"]), &vec!["objects"]);
+    assert_eq!(
+        memo.get::<Vec<String>>(&key(&["plugin", "config"])),
+        Some(vec!["objects".to_string()])
+    );
+    for other in [
+        key(&["plugin", "config "]),
+        key(&["plugin", "confif"]),
+        key(&["plugi", "nconfig"]),
+        key(&["plugin", "config", ""]),
+    ] {
+        assert_eq!(memo.get::<Vec<String>>(&other), None);
+    }
+    let mut info = Key::new("info");
+    info.part(b"plugin").part(b"config");
+    assert_eq!(
+        memo.get::<Vec<String>>(&info),
+        None,
+        "calls never share entries"
+    );
+}
+
+#[test]
+fn a_corrupt_truncated_or_foreign_entry_is_never_trusted() {
+    let (_dir, memo) = memo(DEFAULT_MAX_BYTES);
+    let (first, second) = (key(&["a"]), key(&["b"]));
+    memo.put(&first, &"first answer");
+    memo.put(&second, &"second answer");
+    let path = |key: &Key| memo.entry_path(&key.hex());
+    let original = fs::read(path(&first)).expect("the entry");
+
+    // A changed byte in the body: still JSON, still a string, but not what was kept.
+    let flipped = String::from_utf8(original.clone())
+        .expect("text")
+        .replace("first answer", "first answeR");
+    fs::write(path(&first), flipped).expect("write");
+    assert_eq!(memo.get::<String>(&first), None);
+
+    fs::write(path(&first), &original[..original.len() - 3]).expect("write");
+    assert_eq!(memo.get::<String>(&first), None, "truncated");
+
+    fs::write(path(&first), b"not an entry").expect("write");
+    assert_eq!(memo.get::<String>(&first), None, "garbage");
+
+    // The other entry copied under this one's name: intact, but for another key.
+    fs::copy(path(&second), path(&first)).expect("copy");
+    assert_eq!(memo.get::<String>(&first), None, "foreign");
+
+    // Recomputed and kept again, it is trusted again.
+    memo.put(&first, &"first answer");
+    assert_eq!(memo.get::<String>(&first).as_deref(), Some("first answer"));
+}
+
+#[test]
+fn processes_filling_one_entry_at_once_leave_one_whole_entry() {
+    let (_dir, memo) = memo(DEFAULT_MAX_BYTES);
+    let answer: Vec<u64> = (0..50_000).collect();
+    thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    memo.put(&key(&["same"]), &answer);
+                    // A reader racing the writers sees a whole answer or none.
+                    if let Some(seen) = memo.get::<Vec<u64>>(&key(&["same"])) {
+                        assert_eq!(seen, answer);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(memo.get::<Vec<u64>>(&key(&["same"])), Some(answer));
+    assert_eq!(entries(&memo).len(), 1, "no temporary file is left behind");
+}
+
+#[test]
+fn the_folder_is_bounded_by_evicting_the_least_recently_used() {
+    let (_dir, memo) = memo(3500);
+    let answer = "x".repeat(900);
+    let age = |key: &Key, seconds_ago: u64| {
+        let file = File::options()
+            .append(true)
+            .open(memo.entry_path(&key.hex()))
+            .expect("the entry");
+        file.set_modified(SystemTime::now() - Duration::from_secs(seconds_ago))
+            .expect("set the time");
+    };
+    let keys: Vec<Key> = ["one", "two", "three"].iter().map(|k| key(&[k])).collect();
+    for (index, key) in keys.iter().enumerate() {
+        memo.put(key, &answer);
+        age(key, 100 - index as u64 * 10);
+    }
+    // "one" is the oldest by writing, but used last.
+    assert!(memo.get::<String>(&keys[0]).is_some());
+    memo.put(&key(&["four"]), &answer);
+    assert!(
+        memo.get::<String>(&keys[1]).is_none(),
+        "least recently used"
+    );
+    assert!(memo.get::<String>(&keys[0]).is_some());
+    assert!(memo.get::<String>(&keys[2]).is_some());
+    assert!(memo.get::<String>(&key(&["four"])).is_some());
+    let total: u64 = entries(&memo)
+        .iter()
+        .map(|p| fs::metadata(p).expect("entry").len())
+        .sum();
+    assert!(total <= 3500, "{total}");
+}
