@@ -289,7 +289,6 @@ def test_rendered_commands_are_those_tested(objects, scratch, s3, source):
 
 
 def test_backups_upload_keep_the_newest_and_restore_exactly(scratch, s3, source, mount_points):
-    started = time.monotonic()
     endpoint, client = s3
     objects = render(scratch, "backup", *loopback_settings(endpoint, source))
     cron = only(objects, "CronJob")
@@ -356,7 +355,6 @@ def test_backups_upload_keep_the_newest_and_restore_exactly(scratch, s3, source,
             assert [str(v) for _, v in ours] == [str(v) for _, v in theirs]
     finally:
         target.stop()
-    assert time.monotonic() - started < 120, "the contract test stays well under two minutes"
 
 
 def test_a_failed_dump_uploads_and_deletes_nothing(scratch, s3, source, mount_points):
