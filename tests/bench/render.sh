@@ -124,10 +124,10 @@ done | sort -n | sed -n 6p | awk '{printf "%.1f MB (%d KiB)\n", $1 * 1024 / 1e6,
 
 echo
 echo "## process start: --version beside an empty Rust binary"
-printf 'fn main() {}\n' > "$work/empty.rs"
-rustc -C opt-level=3 -o "$work/empty" "$work/empty.rs"
+printf 'fn main() {}\n' > "$work/empty-binary.rs"
+rustc -C opt-level=3 -o "$work/empty-binary" "$work/empty-binary.rs"
 hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/version.json" "$host --version" >/dev/null
-hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/empty.json" "$work/empty" >/dev/null
+hyperfine -N --warmup 10 --runs 200 --style none --export-json "$work/empty.json" "$work/empty-binary" >/dev/null
 python3 - "$(median "$work/version.json")" "$(median "$work/empty.json")" <<'EOF'
 import sys
 version, empty = (float(x) * 1e3 for x in sys.argv[1:])
