@@ -169,13 +169,14 @@ pub fn describe(
     plugin: &PluginFile,
 ) -> Result<Described, PipelineError> {
     let source = plugin.source.clone();
-    let fingerprint = runtime.fingerprint(&plugin.path)?;
+    let bytes = runtime.read(&plugin.path)?;
+    let fingerprint = bytes.blake3;
     let key = memo_key("info", &fingerprint, &runtime.limits());
     let loaded = OnceLock::new();
     let (answer, remembered) = match memo.and_then(|memo| memo.get::<InfoAnswer>(&key)) {
         Some(answer) => (answer, true),
         None => {
-            let code = runtime.load(&plugin.path)?;
+            let code = runtime.load_read(&plugin.path, bytes)?;
             let called = runtime.info(&code).map_err(|error| PipelineError::Call {
                 plugin: source.clone(),
                 error,

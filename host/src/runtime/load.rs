@@ -94,13 +94,44 @@ pub enum PrecompileError {
     },
 }
 
+impl Machine {
+    /// What a plugin's compiled code is for on this engine.
+    fn identity(&self, plugin: blake3::Hash) -> cache::Identity {
+        cache::Identity {
+            plugin,
+            engine: self.engine_key,
+        }
+    }
+}
+
+/// A plugin file read and checked, with the BLAKE3 of its bytes.
+pub struct PluginBytes {
+    bytes: Vec<u8>,
+    pub blake3: blake3::Hash,
+}
+
+impl std::fmt::Debug for PluginBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginBytes")
+            .field("len", &self.bytes.len())
+            .field("blake3", &self.blake3)
+            .finish()
+    }
+}
+
 impl Runtime {
     /// Reads and checks the plugin at `path`, and loads its compiled code: from the cache, from
     /// a precompiled artifact beside it (with `--allow-precompiled`, or when it is installed
     /// with this binary), or by compiling it.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        self.load_read(path, self.read(path)?)
+    }
+
+    /// [`load`](Self::load) for a plugin already [`read`](Self::read), which is not read again.
+    pub fn load_read(&self, path: &Path, plugin: PluginBytes) -> Result<LoadedPlugin, LoadError> {
         let machine = self.machine()?;
-        let (bytes, identity) = self.read(machine, path)?;
+        let PluginBytes { bytes, blake3 } = plugin;
+        let identity = machine.identity(blake3);
         let cache_entry = self
             .cache_dir
             .as_deref()
@@ -152,30 +183,16 @@ impl Runtime {
         })
     }
 
-    /// Reads and checks the plugin at `path` without compiling it: the BLAKE3 of its bytes
-    /// names its answers in the memo, where a render that changed nothing needs no engine.
-    pub fn fingerprint(&self, path: &Path) -> Result<blake3::Hash, LoadError> {
-        Ok(blake3::hash(&self.read_checked(path)?))
-    }
-
-    fn read_checked(&self, path: &Path) -> Result<Vec<u8>, LoadError> {
+    /// Reads and checks the plugin at `path` (size bound, component header) without compiling
+    /// it. The BLAKE3 of its bytes names its compiled code and its answers in the memo, where a
+    /// render that changed nothing needs no engine.
+    pub fn read(&self, path: &Path) -> Result<PluginBytes, LoadError> {
         let bytes = read_bounded(path, self.limits.max_plugin_bytes)?;
         check_component_header(path, &bytes)?;
-        Ok(bytes)
-    }
-
-    /// Reads and checks a plugin file, and names what its compiled code would be for.
-    fn read(
-        &self,
-        machine: &Machine,
-        path: &Path,
-    ) -> Result<(Vec<u8>, cache::Identity), LoadError> {
-        let bytes = self.read_checked(path)?;
-        let identity = cache::Identity {
-            plugin: blake3::hash(&bytes),
-            engine: machine.engine_key,
-        };
-        Ok((bytes, identity))
+        Ok(PluginBytes {
+            blake3: blake3::hash(&bytes),
+            bytes,
+        })
     }
 
     /// Compiles a plugin into an artifact to store, and the component loaded from it.
@@ -222,7 +239,8 @@ impl Runtime {
     /// `--allow-precompiled` to load instead of compiling. Returns the artifact's path.
     pub fn precompile(&self, path: &Path) -> Result<PathBuf, PrecompileError> {
         let machine = self.machine()?;
-        let (bytes, identity) = self.read(machine, path)?;
+        let PluginBytes { bytes, blake3 } = self.read(path)?;
+        let identity = machine.identity(blake3);
         let (artifact, component) = self.compile(machine, path, &bytes)?;
         let (pre, wit_version) = self.prepare(machine, path, &component)?;
         let plugin = LoadedPlugin {
