@@ -41,6 +41,8 @@ pub enum KrmError {
          on stdin"
     )]
     NotAResourceList { found: String },
+    #[error("items is not a list: expected a list of resources (or none)")]
+    ItemsNotAList,
     #[error("items[{index}] is not a resource: expected an object with apiVersion and kind")]
     Item { index: usize },
     #[error(
@@ -137,7 +139,7 @@ impl ResourceList {
         let items = match root.get("items") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items.clone(),
-            Some(_) => return Err(KrmError::Item { index: 0 }),
+            Some(_) => return Err(KrmError::ItemsNotAList),
         };
         if let Some(index) = items.iter().position(|item| {
             let (api_version, kind) = type_of(item);

@@ -89,6 +89,14 @@ fn what_is_not_a_resource_list_is_refused() {
     )
     .unwrap_err();
     assert!(matches!(item, KrmError::Item { index: 1 }), "{item}");
+    let not_a_list = ResourceList::parse(
+        "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems: {apiVersion: v1}\n",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(not_a_list, KrmError::ItemsNotAList),
+        "{not_a_list}"
+    );
     assert!(ResourceList::parse("{{{").is_err());
 }
 
