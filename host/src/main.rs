@@ -3,7 +3,7 @@
 use std::io;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use clap_complete::CompleteEnv;
 use mathison_host::commands::Cli;
 use mathison_host::commands::completions::COMPLETE_ENV;
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         .var(COMPLETE_ENV)
         .complete();
     // clap exits with 2 on usage errors and 0 for --help/--version.
-    let cli = Cli::parse();
+    let cli = Cli::parse_args(std::env::args_os().collect());
     match mathison_host::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`| head`) means the reader has what it wanted.

@@ -13,11 +13,16 @@
 //! at once each publish a whole file, and a reader sees one or the other. The folder is kept
 //! under a size bound by removing the least recently used entries: a hit refreshes an entry's
 //! modification time.
+//!
+//! The memo also keeps the fingerprint (BLAKE3) of each plugin file it was given, by the
+//! file's identity and state as `stat` reports them, so that a render that changed nothing
+//! does not read and hash every plugin to find its answers; see [`FileStamp`].
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +34,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 128 << 20;
 /// A temporary file older than this was left by a process that died; it may be removed.
 const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 const TEMPORARY_PREFIX: &str = ".tmp-";
+
+/// A file whose change time is more recent than this may still change within the same tick
+/// of the file system's clock, leaving its stamp as it was; its fingerprint is not kept. Far
+/// above any clock tick (Linux's coarse clock: 1–10 ms; ext3: 1 s).
+const SETTLED: Duration = Duration::from_secs(2);
 
 /// The folder of memoised answers.
 #[derive(Debug, Clone)]
@@ -74,6 +84,58 @@ impl Key {
     }
 }
 
+/// A file's identity (device and inode) and state (size, modification and change times, in
+/// nanoseconds) as `stat` reports them. Writing a file changes its change time, which only
+/// the clock's owner can set back, so a file whose stamp is the same as when it was read has
+/// the same contents, as version control systems assume of their working trees. A file read
+/// while it settled (see [`SETTLED`]) is read again next time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: i128,
+    changed: i128,
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        let metadata = fs::metadata(path)?;
+        let nanos =
+            |seconds: i64, nanos: i64| i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+        Ok(Self {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified: nanos(metadata.mtime(), metadata.mtime_nsec()),
+            changed: nanos(metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+
+    fn key(&self) -> Key {
+        let mut key = Key::new("file");
+        key.part(&self.device.to_le_bytes())
+            .part(&self.inode.to_le_bytes());
+        key
+    }
+
+    /// Whether the file last changed long enough before `now` that a later change cannot
+    /// leave the same stamp.
+    fn settled(&self, now: SystemTime) -> bool {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as i128);
+        self.changed < now - SETTLED.as_nanos() as i128
+    }
+}
+
+/// A file's fingerprint as the memo keeps it: with the stamp the file had when it was read.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Fingerprint {
+    stamp: FileStamp,
+    blake3: String,
+}
+
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Header {
     format: u32,
@@ -85,6 +147,27 @@ struct Header {
 impl Memo {
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
         Self { dir, max_bytes }
+    }
+
+    /// The BLAKE3 of the file stamped `stamp`, if it was kept when the file had that stamp.
+    pub fn fingerprint(&self, stamp: &FileStamp) -> Option<blake3::Hash> {
+        let kept: Fingerprint = self.get(&stamp.key())?;
+        (kept.stamp == *stamp)
+            .then(|| blake3::Hash::from_hex(&kept.blake3).ok())
+            .flatten()
+    }
+
+    /// Keeps `blake3` as the fingerprint of the file stamped `stamp`, which had that stamp
+    /// both before and after it was read, unless it changed too recently to be told apart from
+    /// a later change.
+    pub fn keep_fingerprint(&self, stamp: &FileStamp, blake3: &blake3::Hash) {
+        if stamp.settled(SystemTime::now()) {
+            let kept = Fingerprint {
+                stamp: stamp.clone(),
+                blake3: blake3.to_hex().to_string(),
+            };
+            self.put(&stamp.key(), &kept);
+        }
     }
 
     /// The answer kept for `key`, if an intact entry holds it.

@@ -4,6 +4,7 @@
 //! and errors are collected in the order the user gave the plugins, so output and the error
 //! reported never depend on thread timing.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -11,17 +12,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crate::decode::{self, DecodeError};
-use crate::memo::{Key, Memo, MemoOutcome};
+use crate::memo::{FileStamp, Key, Memo, MemoOutcome};
 use crate::merge::{self, MergeError, MergeSettings, PluginObjects, PluginRef};
 use crate::model::contract::{self, LogLine, PluginInfo, RenderError, RenderOutput, WitVersion};
 use crate::model::k8s::{self, is_dns_label};
 use crate::model::object::Placed;
 use crate::model::reserved;
 use crate::order;
+use crate::output::{self, Format, OutputError};
 use crate::plan::{Locator, Plan, PlanError, PluginFile, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
 use crate::registry::Digest;
-use crate::runtime::{CacheOutcome, CallError, Called, Limits, LoadError, LoadedPlugin, Runtime};
+use crate::runtime::{
+    CacheOutcome, CallError, Called, Limits, LoadError, LoadedPlugin, PluginBytes, Runtime,
+};
 use crate::schema::Schema;
 use crate::untrusted::Escaped;
 use crate::values::{ConfigError, ValuesError};
@@ -78,20 +82,29 @@ pub enum PipelineError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Merge(#[from] MergeError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// What one plugin did during a render, for logs and `-v`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PluginReport {
     pub source: String,
     pub path: PathBuf,
     pub name: String,
     /// Where its compiled code came from; `None` when it was not needed.
+    #[serde(skip)]
     pub cache: Option<CacheOutcome>,
-    /// Whether its `render` answer came from the memo.
+    /// Whether its `render` answer came from the memo. A report read back from the memo is
+    /// one of a render that did not run.
+    #[serde(skip, default = "remembered")]
     pub memo: MemoOutcome,
     pub logs: Vec<LogLine>,
     pub objects: usize,
+}
+
+fn remembered() -> MemoOutcome {
+    MemoOutcome::Hit
 }
 
 /// The result of a render: objects in install order, notes for the user, and per-plugin reports.
@@ -100,6 +113,55 @@ pub struct Rendered {
     pub objects: Vec<Placed>,
     pub notes: Vec<String>,
     pub plugins: Vec<PluginReport>,
+}
+
+/// A way of laying out a render's objects as text, for where they go.
+pub trait Layout: serde::Serialize + serde::de::DeserializeOwned {
+    /// Names the layout in the memo's keys: layouts never share an entry.
+    const NAME: &'static str;
+
+    fn lay_out(objects: &[Placed], format: Format) -> Result<Self, OutputError>;
+}
+
+/// The objects as one stream, for stdout.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Stream(pub String);
+
+impl Layout for Stream {
+    const NAME: &'static str = "stream";
+
+    fn lay_out(objects: &[Placed], format: Format) -> Result<Self, OutputError> {
+        let objects: Vec<&Placed> = objects.iter().collect();
+        output::to_string(&objects, format).map(Self)
+    }
+}
+
+/// One file per plugin, and one for the host's own objects (`-o DIR`): file name → contents.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Files(pub BTreeMap<String, String>);
+
+impl Layout for Files {
+    const NAME: &'static str = "files";
+
+    fn lay_out(objects: &[Placed], format: Format) -> Result<Self, OutputError> {
+        output::files(objects, format).map(Self)
+    }
+}
+
+/// A render as text, with what the user is told about it: what `render` writes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RenderedText<L> {
+    pub manifests: L,
+    pub notes: Vec<String>,
+    pub plugins: Vec<PluginReport>,
+}
+
+/// A plugin file with the BLAKE3 of its bytes, and the bytes when they were read to take it.
+#[derive(Debug)]
+pub struct Identified<'a> {
+    file: &'a PluginFile,
+    fingerprint: blake3::Hash,
+    bytes: Option<PluginBytes>,
 }
 
 /// A plugin that described itself, with what it said checked. Its code is loaded when a call
@@ -151,9 +213,15 @@ struct InfoAnswer {
 /// (its version decides the contract it serves and how it converts answers) and the limits,
 /// under which the same call may fail.
 fn memo_key(call: &str, fingerprint: &blake3::Hash, limits: &Limits) -> Key {
+    let mut key = host_key(call, limits);
+    key.part(fingerprint.as_bytes());
+    key
+}
+
+/// The part of every key that is the host's: its version, the contract's, and the limits.
+fn host_key(call: &str, limits: &Limits) -> Key {
     let mut key = Key::new(call);
-    key.part(fingerprint.as_bytes())
-        .part(env!("CARGO_PKG_VERSION").as_bytes())
+    key.part(env!("CARGO_PKG_VERSION").as_bytes())
         .part(contract::WIT_VERSION.to_string().as_bytes())
         .part(&limits.timeout.as_nanos().to_le_bytes())
         .part(&(limits.memory_bytes as u64).to_le_bytes())
@@ -162,21 +230,65 @@ fn memo_key(call: &str, fingerprint: &blake3::Hash, limits: &Limits) -> Key {
     key
 }
 
+/// Takes the fingerprint of a plugin file, which names its answers in the memo: the one the
+/// memo kept for the file as it is now, or the BLAKE3 of its bytes, read and checked.
+pub fn identify<'a>(
+    runtime: &Runtime,
+    memo: Option<&Memo>,
+    plugin: &'a PluginFile,
+) -> Result<Identified<'a>, PipelineError> {
+    let path = &plugin.path;
+    let stamp = memo.and_then(|_| FileStamp::of(path).ok());
+    if let (Some(memo), Some(stamp)) = (memo, &stamp)
+        && let Some(fingerprint) = memo.fingerprint(stamp)
+    {
+        return Ok(Identified {
+            file: plugin,
+            fingerprint,
+            bytes: None,
+        });
+    }
+    let bytes = runtime.read(path)?;
+    // Kept only when the file did not change while it was read.
+    if let (Some(memo), Some(stamp)) = (memo, &stamp)
+        && FileStamp::of(path).is_ok_and(|after| after == *stamp)
+    {
+        memo.keep_fingerprint(stamp, &bytes.blake3);
+    }
+    Ok(Identified {
+        file: plugin,
+        fingerprint: bytes.blake3,
+        bytes: Some(bytes),
+    })
+}
+
 /// Calls `info` (or finds its answer in `memo`), checking what it says.
 pub fn describe(
     runtime: &Runtime,
     memo: Option<&Memo>,
     plugin: &PluginFile,
 ) -> Result<Described, PipelineError> {
+    describe_identified(runtime, memo, &identify(runtime, memo, plugin)?)
+}
+
+/// [`describe`] for a plugin already identified.
+fn describe_identified(
+    runtime: &Runtime,
+    memo: Option<&Memo>,
+    identified: &Identified,
+) -> Result<Described, PipelineError> {
+    let plugin = identified.file;
     let source = plugin.source.clone();
-    let bytes = runtime.read(&plugin.path)?;
-    let fingerprint = bytes.blake3;
+    let fingerprint = identified.fingerprint;
     let key = memo_key("info", &fingerprint, &runtime.limits());
     let loaded = OnceLock::new();
     let (answer, remembered) = match memo.and_then(|memo| memo.get::<InfoAnswer>(&key)) {
         Some(answer) => (answer, true),
         None => {
-            let code = runtime.load_read(&plugin.path, bytes)?;
+            let code = match &identified.bytes {
+                Some(bytes) => runtime.load_read(&plugin.path, bytes)?,
+                None => runtime.load(&plugin.path)?,
+            };
             let called = runtime.info(&code).map_err(|error| PipelineError::Call {
                 plugin: source.clone(),
                 error,
@@ -232,9 +344,19 @@ pub fn describe_all(
     memo: Option<&Memo>,
     plugins: &[PluginFile],
 ) -> Result<Vec<Described>, PipelineError> {
-    let described = in_parallel(plugins, |plugin| describe(runtime, memo, plugin))?;
-    for (plugin, file) in described.iter().zip(plugins) {
-        check_name(plugin, file)?;
+    let identified = in_parallel(plugins, |plugin| identify(runtime, memo, plugin))?;
+    describe_each(runtime, memo, &identified)
+}
+
+/// [`describe_all`] for plugins already identified.
+fn describe_each(
+    runtime: &Runtime,
+    memo: Option<&Memo>,
+    plugins: &[Identified],
+) -> Result<Vec<Described>, PipelineError> {
+    let described = in_parallel(plugins, |plugin| describe_identified(runtime, memo, plugin))?;
+    for (plugin, identified) in described.iter().zip(plugins) {
+        check_name(plugin, identified.file)?;
     }
     for (index, plugin) in described.iter().enumerate() {
         if let Some(first) = described[..index]
@@ -302,7 +424,96 @@ pub fn render(
     request: &Request,
 ) -> Result<Rendered, PipelineError> {
     let plan = &Plan::new(request, locator)?;
-    let described = describe_all(runtime, memo, &plan.plugins)?;
+    let identified = in_parallel(&plan.plugins, |plugin| identify(runtime, memo, plugin))?;
+    render_plan(runtime, memo, plan, &identified)
+}
+
+/// Renders `request` as text laid out as `L`, in `format`. A render whose inputs
+/// did not change since one that succeeded is answered with that one's text from the memo:
+/// no plugin is described, loaded or run, and nothing is decoded or serialised. The key holds
+/// every input of the text: the plugins' bytes and how they are named, the values, the
+/// context, the policy, the limits, the host and the layout. A render with secret inputs
+/// is never kept, because its text holds their values.
+pub fn render_text<L: Layout>(
+    runtime: &Runtime,
+    memo: Option<&Memo>,
+    locator: &Locator,
+    request: &Request,
+    format: Format,
+) -> Result<RenderedText<L>, PipelineError> {
+    let plan = &Plan::new(request, locator)?;
+    let identified = in_parallel(&plan.plugins, |plugin| identify(runtime, memo, plugin))?;
+    let kept = memo.filter(|_| plan.secret_inputs.is_empty()).map(|memo| {
+        (
+            memo,
+            text_key(plan, &identified, &runtime.limits(), L::NAME, format),
+        )
+    });
+    if let Some((memo, key)) = &kept
+        && let Some(text) = memo.get::<RenderedText<L>>(key)
+    {
+        return Ok(text);
+    }
+    let rendered = render_plan(runtime, memo, plan, &identified)?;
+    let text = RenderedText {
+        manifests: L::lay_out(&rendered.objects, format)?,
+        notes: rendered.notes,
+        plugins: rendered.plugins,
+    };
+    if let Some((memo, key)) = &kept {
+        memo.put(key, &text);
+    }
+    Ok(text)
+}
+
+/// Everything a render's text depends on (see [`render_text`]).
+fn text_key(
+    plan: &Plan,
+    plugins: &[Identified],
+    limits: &Limits,
+    layout: &str,
+    format: Format,
+) -> Key {
+    let mut key = host_key("text", limits);
+    key.part(layout.as_bytes())
+        .part(format.extension().as_bytes());
+    key.part(&(plugins.len() as u64).to_le_bytes());
+    for plugin in plugins {
+        let file = plugin.file;
+        key.part(plugin.fingerprint.as_bytes())
+            .part(file.source.as_bytes())
+            .part(file.path.as_os_str().as_encoded_bytes())
+            .part(&[file.expected_name.is_some() as u8])
+            .part(file.expected_name.as_deref().unwrap_or_default().as_bytes());
+    }
+    key.part(plan.values.identity().as_bytes());
+    let context = &plan.context;
+    key.part(context.namespace.as_bytes())
+        .part(context.instance.as_bytes())
+        .part(context.host_version.as_bytes());
+    let policy = &plan.policy;
+    key.part(policy.namespace.as_bytes()).part(&[
+        policy.allow_cluster_scoped as u8,
+        policy.allow_rbac as u8,
+        plan.provenance as u8,
+    ]);
+    for owned in [&policy.user_owned, &policy.host_owned] {
+        key.part(&(owned.len() as u64).to_le_bytes());
+        for (kind, name) in owned {
+            key.part(kind.as_bytes()).part(name.as_bytes());
+        }
+    }
+    key
+}
+
+/// The stages after the plan, for plugins already identified.
+fn render_plan(
+    runtime: &Runtime,
+    memo: Option<&Memo>,
+    plan: &Plan,
+    identified: &[Identified],
+) -> Result<Rendered, PipelineError> {
+    let described = describe_each(runtime, memo, identified)?;
     let names = || described.iter().map(|p| p.info.name.as_str());
     plan.values.check_sections(names())?;
     if let Some(unbound) = plan
@@ -463,9 +674,9 @@ fn host_provenance(host_version: &str) -> String {
 
 /// Maps `f` over `items` on as many threads as there are cores (this one included), each taking
 /// the next item until none is left; the first error in item order wins.
-fn in_parallel<I: Sync, T: Send>(
-    items: &[I],
-    f: impl Fn(&I) -> Result<T, PipelineError> + Sync,
+fn in_parallel<'a, I: Sync, T: Send>(
+    items: &'a [I],
+    f: impl Fn(&'a I) -> Result<T, PipelineError> + Sync,
 ) -> Result<Vec<T>, PipelineError> {
     let workers = thread::available_parallelism()
         .map_or(1, NonZeroUsize::get)

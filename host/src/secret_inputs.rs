@@ -66,6 +66,10 @@ impl SecretInputs {
             .map(String::as_str)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The plugin names the inputs are bound to.
     pub fn plugins(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(|(plugin, _)| plugin.as_str())

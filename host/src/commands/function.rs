@@ -106,7 +106,7 @@ impl FunctionCommand {
         let (rendered, _) = super::render_prepared(&self.render, &locator, prepared)?;
         // What the plugins said is in `results`; stderr repeats it only with -v.
         if verbose {
-            super::report(&rendered, verbose);
+            super::report(&rendered.plugins, &rendered.notes, verbose);
         }
         Ok(rendered)
     }

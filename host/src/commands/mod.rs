@@ -15,13 +15,16 @@ pub mod render;
 pub mod schema;
 pub mod validate;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cli::{Prepared, RenderArgs};
 use crate::model::contract::LogLevel;
-use crate::pipeline::{self, Rendered};
+use crate::output::Format;
+use crate::pipeline::{self, Layout, PluginReport, Rendered, RenderedText};
 use crate::plan::{Locator, Request};
 
 /// Render Mathison's backing services (PostgreSQL, Redis, ...) from WebAssembly plugins.
@@ -36,40 +39,113 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    Render(render::RenderCommand),
-    Validate(validate::ValidateCommand),
-    Inspect(inspect::InspectCommand),
-    Compile(compile::CompileCommand),
-    New(new::NewCommand),
-    Apply(apply::ApplyCommand),
-    Diff(diff::DiffCommand),
-    Fn(function::FunctionCommand),
-    Push(push::PushCommand),
-    Lock(lock::LockCommand),
-    Schema(schema::SchemaCommand),
-    Completions(completions::CompletionsCommand),
-    Man(man::ManCommand),
+/// Declares the subcommands: one line each, its variant, the file it lives in, its arguments'
+/// type and its name. A subcommand's arguments are built only when that subcommand runs (or
+/// when help lists them): clap builds every argument of every subcommand otherwise, which was
+/// half of the work of `mathison-host --version`.
+macro_rules! subcommands {
+    ($($variant:ident($module:ident::$args:ident) = $name:literal,)*) => {
+        #[derive(Debug)]
+        pub enum Command {
+            $($variant($module::$args),)*
+        }
+
+        /// Runs the command `cli` names.
+        pub fn run(cli: Cli) -> anyhow::Result<()> {
+            let verbose = cli.verbose;
+            match cli.command {
+                $(Command::$variant(command) => command.run(verbose),)*
+            }
+        }
+
+        impl FromArgMatches for Command {
+            fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+                Self::from_arg_matches_mut(&mut matches.clone())
+            }
+
+            fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+                self.update_from_arg_matches_mut(&mut matches.clone())
+            }
+
+            fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+                match matches.remove_subcommand() {
+                    $(Some((name, mut arguments)) if name == $name => Ok(Self::$variant(
+                        $module::$args::from_arg_matches_mut(&mut arguments)?,
+                    )),)*
+                    Some((name, _)) => Err(clap::Error::raw(
+                        ErrorKind::InvalidSubcommand,
+                        format!("the subcommand {name:?} is not one of this program's"),
+                    )),
+                    None => Err(clap::Error::raw(
+                        ErrorKind::MissingSubcommand,
+                        "a subcommand is required",
+                    )),
+                }
+            }
+
+            fn update_from_arg_matches_mut(
+                &mut self,
+                matches: &mut ArgMatches,
+            ) -> Result<(), clap::Error> {
+                *self = Self::from_arg_matches_mut(matches)?;
+                Ok(())
+            }
+        }
+
+        impl Subcommand for Command {
+            fn augment_subcommands(command: clap::Command) -> clap::Command {
+                command$(.subcommand(
+                    clap::Command::new($name).defer(<$module::$args as Args>::augment_args),
+                ))*
+            }
+
+            fn augment_subcommands_for_update(command: clap::Command) -> clap::Command {
+                command$(.subcommand(
+                    clap::Command::new($name)
+                        .defer(<$module::$args as Args>::augment_args_for_update),
+                ))*
+            }
+
+            fn has_subcommand(name: &str) -> bool {
+                [$($name),*].contains(&name)
+            }
+        }
+    };
 }
 
-/// Runs the command `cli` names.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let verbose = cli.verbose;
-    match cli.command {
-        Command::Render(command) => command.run(verbose),
-        Command::Validate(command) => command.run(verbose),
-        Command::Inspect(command) => command.run(verbose),
-        Command::Compile(command) => command.run(verbose),
-        Command::New(command) => command.run(verbose),
-        Command::Apply(command) => command.run(verbose),
-        Command::Diff(command) => command.run(verbose),
-        Command::Fn(command) => command.run(verbose),
-        Command::Push(command) => command.run(verbose),
-        Command::Lock(command) => command.run(verbose),
-        Command::Schema(command) => command.run(verbose),
-        Command::Completions(command) => command.run(verbose),
-        Command::Man(command) => command.run(verbose),
+subcommands! {
+    Render(render::RenderCommand) = "render",
+    Validate(validate::ValidateCommand) = "validate",
+    Inspect(inspect::InspectCommand) = "inspect",
+    Compile(compile::CompileCommand) = "compile",
+    New(new::NewCommand) = "new",
+    Apply(apply::ApplyCommand) = "apply",
+    Diff(diff::DiffCommand) = "diff",
+    Fn(function::FunctionCommand) = "fn",
+    Push(push::PushCommand) = "push",
+    Lock(lock::LockCommand) = "lock",
+    Schema(schema::SchemaCommand) = "schema",
+    Completions(completions::CompletionsCommand) = "completions",
+    Man(man::ManCommand) = "man",
+}
+
+impl Cli {
+    /// Parses `args` (the program's name first), exiting as clap does on help, version and
+    /// usage errors. The subcommands' arguments are built before parsing only when clap may
+    /// list them: without a subcommand (help, a usage error), unless only the version is
+    /// asked for.
+    pub fn parse_args(args: Vec<OsString>) -> Self {
+        let words = || args.iter().skip(1).filter_map(|arg| arg.to_str());
+        let mut command = Self::command();
+        let names_subcommand = words().any(Command::has_subcommand);
+        let asks_version = words().any(|word| word == "--version" || word == "-V");
+        if !names_subcommand && !asks_version {
+            command.build();
+        }
+        command
+            .try_get_matches_from_mut(args)
+            .and_then(|mut matches| Self::from_arg_matches_mut(&mut matches))
+            .unwrap_or_else(|error| error.format(&mut Self::command()).exit())
     }
 }
 
@@ -79,8 +155,29 @@ fn render(args: &RenderArgs, verbose: bool) -> anyhow::Result<(Rendered, Request
     let locator = args.runtime.locator();
     let prepared = args.prepare(&locator)?;
     let (rendered, request) = render_prepared(args, &locator, prepared)?;
-    report(&rendered, verbose);
+    report(&rendered.plugins, &rendered.notes, verbose);
     Ok((rendered, request))
+}
+
+/// Renders what `args` ask for as text laid out as `L`, answered from the memo when nothing
+/// changed, and reports on stderr what the plugins logged.
+fn render_text<L: Layout>(
+    args: &RenderArgs,
+    format: Format,
+    verbose: bool,
+) -> anyhow::Result<RenderedText<L>> {
+    let locator = args.runtime.locator();
+    let prepared = args.prepare(&locator)?;
+    let text = pipeline::render_text(
+        &args.runtime.runtime(),
+        args.runtime.memo().as_ref(),
+        &locator,
+        &prepared.request,
+        format,
+    )?;
+    write_pending_lock(&prepared)?;
+    report(&text.plugins, &text.notes, verbose);
+    Ok(text)
 }
 
 /// Renders what [`RenderArgs::prepare`] or [`RenderArgs::prepare_with`] put together.
@@ -96,18 +193,24 @@ fn render_prepared(
         locator,
         &prepared.request,
     )?;
-    // Only a render that succeeded proves the plugins are the ones the project names.
+    write_pending_lock(&prepared)?;
+    Ok((rendered, prepared.request))
+}
+
+/// Writes the project's lock file when the render made one; only a render that succeeded
+/// proves the plugins are the ones the project names.
+fn write_pending_lock(prepared: &Prepared) -> anyhow::Result<()> {
     if let Some(lock) = &prepared.pending_lock {
         eprintln!("note: wrote {}", lock.write()?.display());
     }
-    Ok((rendered, prepared.request))
+    Ok(())
 }
 
 /// Shows the plugins' log lines and the render's notes on stderr: warnings always, the rest
 /// with `-v`.
-fn report(rendered: &Rendered, verbose: bool) {
+fn report(plugins: &[PluginReport], notes: &[String], verbose: bool) {
     let mut stderr = io::stderr().lock();
-    for plugin in &rendered.plugins {
+    for plugin in plugins {
         if verbose {
             let code = match plugin.cache {
                 Some(cache) => format!("{cache:?}"),
@@ -132,7 +235,7 @@ fn report(rendered: &Rendered, verbose: bool) {
             }
         }
     }
-    for note in &rendered.notes {
+    for note in notes {
         let _ = writeln!(stderr, "note: {note}");
     }
 }

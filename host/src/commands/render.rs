@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::cli::{FormatArg, RenderArgs};
 use crate::output::{self, Format};
+use crate::pipeline::{Files, Stream};
 
 /// Render the manifests of the given plugins.
 #[derive(Debug, Args)]
@@ -36,53 +37,49 @@ pub struct RenderCommand {
 
 impl RenderCommand {
     pub fn run(self, verbose: bool) -> anyhow::Result<()> {
-        let (rendered, _) = super::render(&self.render, verbose)?;
         let format = Format::from(self.format);
-        match &self.output_dir {
-            Some(dir) if self.check => {
-                let files = output::files(&rendered.objects, format)?;
-                let diffs = output::check::drift(dir, &files, format)?;
-                super::write_stdout(&diffs.concat())?;
-                if !diffs.is_empty() {
-                    anyhow::bail!(
-                        "{} differs from the render in {} file(s); run the same command without \
-                         --check to update it",
-                        dir.display(),
-                        diffs.len()
-                    );
-                }
-                if verbose {
-                    eprintln!("{} is up to date", dir.display());
-                }
+        let Some(dir) = &self.output_dir else {
+            let rendered = super::render_text::<Stream>(&self.render, format, verbose)?;
+            return Ok(super::write_stdout(&rendered.manifests.0)?);
+        };
+        let rendered = super::render_text::<Files>(&self.render, format, verbose)?;
+        let files = &rendered.manifests.0;
+        if self.check {
+            let diffs = output::check::drift(dir, files, format)?;
+            super::write_stdout(&diffs.concat())?;
+            if !diffs.is_empty() {
+                anyhow::bail!(
+                    "{} differs from the render in {} file(s); run the same command without \
+                     --check to update it",
+                    dir.display(),
+                    diffs.len()
+                );
             }
-            Some(dir) => {
-                let files = output::files(&rendered.objects, format)?;
-                let written = output::write_dir(dir, &files).map_err(|error| {
-                    // Name the plugin whose file it would have been.
-                    let owner = match &error {
-                        output::OutputError::NotOurs { file, .. } => rendered
-                            .plugins
-                            .iter()
-                            .find(|p| output::file_name(&p.name, format) == *file)
-                            .map(|p| format!("{} ({})", p.name, p.source)),
-                        _ => None,
-                    };
-                    match owner {
-                        Some(owner) => anyhow::Error::new(error).context(format!(
-                            "{owner}: its output file would replace a file it does not own"
-                        )),
-                        None => error.into(),
-                    }
-                })?;
-                for path in written {
-                    if verbose {
-                        eprintln!("wrote {}", path.display());
-                    }
-                }
+            if verbose {
+                eprintln!("{} is up to date", dir.display());
             }
-            None => {
-                let objects: Vec<_> = rendered.objects.iter().collect();
-                super::write_stdout(&output::to_string(&objects, format)?)?;
+            return Ok(());
+        }
+        let written = output::write_dir(dir, files).map_err(|error| {
+            // Name the plugin whose file it would have been.
+            let owner = match &error {
+                output::OutputError::NotOurs { file, .. } => rendered
+                    .plugins
+                    .iter()
+                    .find(|p| output::file_name(&p.name, format) == *file)
+                    .map(|p| format!("{} ({})", p.name, p.source)),
+                _ => None,
+            };
+            match owner {
+                Some(owner) => anyhow::Error::new(error).context(format!(
+                    "{owner}: its output file would replace a file it does not own"
+                )),
+                None => error.into(),
+            }
+        })?;
+        if verbose {
+            for path in written {
+                eprintln!("wrote {}", path.display());
             }
         }
         Ok(())

@@ -124,14 +124,14 @@ impl Runtime {
     /// a precompiled artifact beside it (with `--allow-precompiled`, or when it is installed
     /// with this binary), or by compiling it.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        self.load_read(path, self.read(path)?)
+        self.load_read(path, &self.read(path)?)
     }
 
     /// [`load`](Self::load) for a plugin already [`read`](Self::read), which is not read again.
-    pub fn load_read(&self, path: &Path, plugin: PluginBytes) -> Result<LoadedPlugin, LoadError> {
+    pub fn load_read(&self, path: &Path, plugin: &PluginBytes) -> Result<LoadedPlugin, LoadError> {
         let machine = self.machine()?;
         let PluginBytes { bytes, blake3 } = plugin;
-        let identity = machine.identity(blake3);
+        let identity = machine.identity(*blake3);
         let cache_entry = self
             .cache_dir
             .as_deref()
@@ -152,12 +152,12 @@ impl Runtime {
             None => match &cache_entry {
                 None => {
                     let component =
-                        Component::new(&machine.engine, &bytes).map_err(invalid(path))?;
+                        Component::new(&machine.engine, bytes).map_err(invalid(path))?;
                     (component, CacheOutcome::Disabled, None)
                 }
                 Some(entry) => {
                     let existed = entry.exists();
-                    let (artifact, component) = self.compile(machine, path, &bytes)?;
+                    let (artifact, component) = self.compile(machine, path, bytes)?;
                     let outcome = match (entry.store(&identity, &artifact, None).is_ok(), existed) {
                         (false, _) => CacheOutcome::StoreFailed,
                         (true, true) => CacheOutcome::Replaced,

@@ -246,6 +246,16 @@ impl Values {
         Ok(())
     }
 
+    /// The values as the plugins see them, layer by layer in precedence order, as text: two
+    /// `Values` with the same identity configure every plugin alike. Where each value came
+    /// from is left out: it only shows in errors.
+    pub fn identity(&self) -> String {
+        let sections: Vec<&Map<String, Value>> =
+            self.layers.iter().map(|layer| &layer.sections).collect();
+        // Serialising maps of JSON values cannot fail.
+        serde_json::to_string(&sections).unwrap_or_default()
+    }
+
     /// Refuses sections that name none of `plugins`, which are almost always typos.
     pub fn check_sections<'a>(
         &self,
