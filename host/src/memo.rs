@@ -79,7 +79,7 @@ impl Key {
         self
     }
 
-    fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         self.0.finalize().to_hex().to_string()
     }
 }

@@ -1,4 +1,6 @@
-//! The render pipeline: plan → runtime → decode → policy → merge → order.
+//! The render pipeline: plan → runtime → decode → policy → merge → order, and for `render`'s
+//! text → output, with the memo in front of the runtime (each plugin's answers) and of the
+//! whole render (its text).
 //!
 //! Plugins are independent, so each stage that runs plugins runs them in parallel; results
 //! and errors are collected in the order the user gave the plugins, so output and the error
@@ -555,21 +557,26 @@ fn render_one(
     plugin: &Described,
 ) -> Result<(PluginObjects, PluginReport), PipelineError> {
     let info = &plugin.info;
-    let config = plan.values.config_for(
-        &info.name,
-        &plugin.plugin_ref().to_string(),
-        &info.default_config,
-        &plugin.schema,
-        runtime.limits().timeout,
-    )?;
-    let config = config.to_string();
+    let shown = plugin.plugin_ref().to_string();
+    let merged = plan
+        .values
+        .merged(&info.name, &shown, &info.default_config)?;
+    let config = merged.to_string();
     let context = &plan.context;
     let mut key = memo_key("render", &plugin.fingerprint, &runtime.limits());
     key.part(context.namespace.as_bytes())
         .part(context.instance.as_bytes())
         .part(context.host_version.as_bytes())
         .part(config.as_bytes());
+    // An answer is kept only for a configuration that passed the schema (the plugin's bytes
+    // fix the schema), so one in the memo needs no check.
     let remembered = memo.and_then(|memo| memo.get::<Called<RenderOutput>>(&key));
+    if remembered.is_none() {
+        let schema = &plugin.schema;
+        let timeout = runtime.limits().timeout;
+        plan.values
+            .check(&info.name, &shown, merged, schema, timeout)?;
+    }
     let memo_outcome = match (memo, &remembered) {
         (None, _) => MemoOutcome::Off,
         (Some(_), Some(_)) => MemoOutcome::Hit,
@@ -712,7 +719,164 @@ fn in_parallel<'a, I: Sync, T: Send>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::model::contract::RenderContext;
+    use crate::policy::Policy;
+    use crate::secret_inputs::SecretInputs;
+    use crate::values::Values;
+
+    /// The inputs of a render's text, as `text_key` reads them.
+    #[derive(Clone)]
+    struct Inputs {
+        plan: Plan,
+        fingerprints: Vec<blake3::Hash>,
+        limits: Limits,
+        layout: &'static str,
+        format: Format,
+    }
+
+    impl Inputs {
+        fn key(&self) -> String {
+            let identified: Vec<Identified> = self
+                .plan
+                .plugins
+                .iter()
+                .zip(&self.fingerprints)
+                .map(|(file, fingerprint)| Identified {
+                    file,
+                    fingerprint: *fingerprint,
+                    bytes: None,
+                })
+                .collect();
+            text_key(
+                &self.plan,
+                &identified,
+                &self.limits,
+                self.layout,
+                self.format,
+            )
+            .hex()
+        }
+    }
+
+    fn inputs() -> Inputs {
+        let mut values = Values::default();
+        values
+            .add_set("redis.maxmemoryPolicy=noeviction")
+            .expect("a --set");
+        let plugin = |name: &str| PluginFile {
+            path: PathBuf::from(format!("/plugins/{name}.wasm")),
+            source: format!("{name}.wasm"),
+            expected_name: None,
+        };
+        Inputs {
+            plan: Plan {
+                plugins: vec![plugin("postgres"), plugin("redis")],
+                values,
+                context: RenderContext {
+                    namespace: "mathison-system".into(),
+                    instance: "mathison".into(),
+                    host_version: "0.1.0".into(),
+                },
+                policy: Policy {
+                    namespace: "mathison-system".into(),
+                    allow_cluster_scoped: false,
+                    allow_rbac: false,
+                    user_owned: vec![("Secret".into(), "mathison-secrets".into())],
+                    host_owned: vec![("ConfigMap".into(), "mathison-connections".into())],
+                },
+                secret_inputs: SecretInputs::default(),
+                provenance: false,
+            },
+            fingerprints: vec![blake3::hash(b"postgres"), blake3::hash(b"redis")],
+            limits: Limits {
+                timeout: Duration::from_secs(10),
+                memory_bytes: 256 << 20,
+                output_bytes: 16 << 20,
+                max_plugin_bytes: 64 << 20,
+            },
+            layout: Stream::NAME,
+            format: Format::Yaml,
+        }
+    }
+
+    #[test]
+    fn the_text_key_changes_with_every_input_of_the_text() {
+        let base = inputs();
+        assert_eq!(base.key(), inputs().key(), "the same inputs, the same key");
+        type Change = fn(&mut Inputs);
+        let changes: [(&str, Change); 22] = [
+            ("a plugin's bytes", |i| {
+                i.fingerprints[1] = blake3::hash(b"redis 2")
+            }),
+            ("the plugins' order", |i| {
+                i.plan.plugins.reverse();
+                i.fingerprints.reverse();
+            }),
+            ("one plugin fewer", |i| {
+                i.plan.plugins.pop();
+                i.fingerprints.pop();
+            }),
+            ("a plugin's source", |i| {
+                i.plan.plugins[0].source = "oci://r/postgres:1".into()
+            }),
+            ("a plugin's path", |i| {
+                i.plan.plugins[0].path = "/other/postgres.wasm".into()
+            }),
+            ("the name a plugin must have", |i| {
+                i.plan.plugins[0].expected_name = Some("postgres".into());
+            }),
+            ("an empty expected name", |i| {
+                i.plan.plugins[0].expected_name = Some(String::new())
+            }),
+            ("a value", |i| {
+                i.plan
+                    .values
+                    .add_set("redis.maxmemoryPolicy=allkeys-lru")
+                    .expect("a --set");
+            }),
+            ("a value's type", |i| {
+                i.plan
+                    .values
+                    .add_set_string("postgres.port=5432")
+                    .expect("a --set-string");
+            }),
+            ("the namespace", |i| {
+                i.plan.context.namespace = "other".into()
+            }),
+            ("the instance", |i| i.plan.context.instance = "other".into()),
+            ("the host version", |i| {
+                i.plan.context.host_version = "0.2.0".into()
+            }),
+            ("the policy's namespace", |i| {
+                i.plan.policy.namespace = "other".into()
+            }),
+            ("cluster-scoped objects", |i| {
+                i.plan.policy.allow_cluster_scoped = true
+            }),
+            ("RBAC", |i| i.plan.policy.allow_rbac = true),
+            ("user-owned objects", |i| i.plan.policy.user_owned.clear()),
+            ("a user-owned object moved to the host's", |i| {
+                let owned = i.plan.policy.user_owned.pop().expect("one");
+                i.plan.policy.host_owned.push(owned);
+            }),
+            ("provenance", |i| i.plan.provenance = true),
+            ("the timeout", |i| i.limits.timeout = Duration::from_secs(9)),
+            ("the memory limit", |i| i.limits.memory_bytes -= 1),
+            ("the layout", |i| i.layout = Files::NAME),
+            ("the format", |i| i.format = Format::Json),
+        ];
+        let mut keys = vec![base.key()];
+        for (what, change) in changes {
+            let mut changed = base.clone();
+            change(&mut changed);
+            let key = changed.key();
+            assert!(!keys.contains(&key), "{what}: the key did not change");
+            keys.push(key);
+        }
+    }
 
     #[test]
     fn parallel_results_keep_item_order_and_the_first_error_wins() {

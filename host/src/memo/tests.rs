@@ -135,3 +135,75 @@ fn the_folder_is_bounded_by_evicting_the_least_recently_used() {
         .sum();
     assert!(total <= 3500, "{total}");
 }
+
+/// The stamp of a file that last changed `seconds_ago`.
+fn stamp_changed(seconds_ago: u64) -> FileStamp {
+    let changed = SystemTime::now() - Duration::from_secs(seconds_ago);
+    let nanos = changed
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as i128;
+    FileStamp {
+        device: 2049,
+        inode: 1234,
+        size: 1_000_000,
+        modified: nanos,
+        changed: nanos,
+    }
+}
+
+#[test]
+fn a_fingerprint_is_given_back_only_for_the_same_stamp() {
+    let (_dir, memo) = memo(DEFAULT_MAX_BYTES);
+    let stamp = stamp_changed(60);
+    let hash = blake3::hash(b"plugin");
+    memo.keep_fingerprint(&stamp, &hash);
+    assert_eq!(memo.fingerprint(&stamp), Some(hash));
+    type Change = fn(&mut FileStamp);
+    let changes: [(&str, Change); 5] = [
+        ("size", |s| s.size += 1),
+        ("modified", |s| s.modified += 1),
+        // What `touch -d` or a copy keeping times cannot set back.
+        ("changed", |s| s.changed += 1),
+        // Another file, or the same path replaced by a new file.
+        ("inode", |s| s.inode += 1),
+        ("device", |s| s.device += 1),
+    ];
+    for (what, change) in changes {
+        let mut other = stamp.clone();
+        change(&mut other);
+        assert_eq!(memo.fingerprint(&other), None, "{what}");
+    }
+}
+
+#[test]
+fn a_file_that_changed_too_recently_is_not_fingerprinted() {
+    let (_dir, memo) = memo(DEFAULT_MAX_BYTES);
+    let recent = stamp_changed(0);
+    memo.keep_fingerprint(&recent, &blake3::hash(b"plugin"));
+    assert_eq!(memo.fingerprint(&recent), None);
+    assert!(entries(&memo).is_empty(), "nothing is kept");
+}
+
+#[test]
+fn a_real_files_stamp_follows_its_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("plugin.wasm");
+    fs::write(&path, b"one").expect("write");
+    let first = FileStamp::of(&path).expect("stamp");
+    assert_eq!(FileStamp::of(&path).expect("stamp"), first, "stable");
+    // The same size, and the modification time set back: the change time still moves.
+    let modified = fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    thread::sleep(Duration::from_millis(20));
+    fs::write(&path, b"two").expect("write");
+    File::options()
+        .append(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(modified))
+        .expect("set the time back");
+    let second = FileStamp::of(&path).expect("stamp");
+    assert_eq!((second.size, second.modified), (first.size, first.modified));
+    assert_ne!(second, first);
+}

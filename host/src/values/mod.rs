@@ -289,27 +289,40 @@ impl Values {
         schema: &Schema,
         time_limit: Duration,
     ) -> Result<Value, ConfigError> {
-        let plugin_error = |message: String| ConfigError {
-            plugin: plugin.to_string(),
-            problems: vec![ConfigProblem {
-                path: String::new(),
-                message,
-                origin: None,
-            }],
-        };
+        let config = self.merged(name, plugin, defaults)?;
+        self.check(name, plugin, config, schema, time_limit)
+    }
+
+    /// The configuration of the plugin named `name`, not yet checked: `defaults` with every
+    /// layer merged over it.
+    pub fn merged(&self, name: &str, plugin: &str, defaults: &str) -> Result<Value, ConfigError> {
         let mut config: Value = serde_json::from_str(defaults).map_err(|e| {
-            plugin_error(format!(
-                "the plugin's default configuration is not JSON: {e}"
-            ))
+            plugin_error(
+                plugin,
+                format!("the plugin's default configuration is not JSON: {e}"),
+            )
         })?;
         for layer in &self.layers {
             if let Some(section) = layer.sections.get(name) {
                 merge_into(&mut config, section);
             }
         }
+        Ok(config)
+    }
+
+    /// Checks `config`, [`merged`](Self::merged) for the plugin named `name`, against `schema`
+    /// within `time_limit`, and gives it back when it is valid.
+    pub fn check(
+        &self,
+        name: &str,
+        plugin: &str,
+        config: Value,
+        schema: &Schema,
+        time_limit: Duration,
+    ) -> Result<Value, ConfigError> {
         let violations = schema
             .check(&config, time_limit)
-            .map_err(|e| plugin_error(e.to_string()))?;
+            .map_err(|e| plugin_error(plugin, e.to_string()))?;
         let mut problems = Vec::new();
         for violation in violations {
             let pointer = violation.pointer;
@@ -423,6 +436,18 @@ fn merge_into(base: &mut Value, overlay: &Value) {
             }
         }
         (base, overlay) => *base = overlay.clone(),
+    }
+}
+
+/// A problem with a plugin's configuration as a whole.
+fn plugin_error(plugin: &str, message: String) -> ConfigError {
+    ConfigError {
+        plugin: plugin.to_string(),
+        problems: vec![ConfigProblem {
+            path: String::new(),
+            message,
+            origin: None,
+        }],
     }
 }
 
