@@ -22,6 +22,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -40,11 +41,18 @@ const TEMPORARY_PREFIX: &str = ".tmp-";
 /// above any clock tick (Linux's coarse clock: 1–10 ms; ext3: 1 s).
 const SETTLED: Duration = Duration::from_secs(2);
 
+/// The folder is trimmed on a process's first write, and again once it wrote this fraction
+/// of the bound since: trimming reads every entry's metadata, which after each of a render's
+/// many writes (50 plugins: 150 entries) made the folder's size a quadratic cost.
+const TRIM_EVERY: u64 = 16;
+
 /// The folder of memoised answers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Memo {
     dir: PathBuf,
     max_bytes: u64,
+    /// Bytes this process wrote since it last trimmed the folder; `None` before it first did.
+    untrimmed: Mutex<Option<u64>>,
 }
 
 /// What the memo did for one call (shown with `-v`).
@@ -146,7 +154,11 @@ struct Header {
 
 impl Memo {
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
-        Self { dir, max_bytes }
+        Self {
+            dir,
+            max_bytes,
+            untrimmed: Mutex::new(None),
+        }
     }
 
     /// The BLAKE3 of the file stamped `stamp`, if it was kept when the file had that stamp.
@@ -194,14 +206,28 @@ impl Memo {
         Some(value)
     }
 
-    /// Keeps `value` as the answer for `key`, then trims the folder to its bound. Failing to
-    /// keep it is not an error: the next run calls the plugin again.
+    /// Keeps `value` as the answer for `key`, then trims the folder to its bound when it is
+    /// due (see [`TRIM_EVERY`]). Failing to keep it is not an error: the next run calls the
+    /// plugin again.
     pub fn put<T: Serialize>(&self, key: &Key, value: &T) {
-        let _ = self.write(&key.hex(), value);
-        self.evict();
+        let written = self.write(&key.hex(), value).unwrap_or(0);
+        let due = {
+            let mut untrimmed = self
+                .untrimmed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let total = untrimmed.map(|bytes| bytes + written);
+            let due = total.is_none_or(|bytes| bytes > self.max_bytes / TRIM_EVERY);
+            *untrimmed = Some(if due { 0 } else { total.unwrap_or(0) });
+            due
+        };
+        if due {
+            self.evict();
+        }
     }
 
-    fn write<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<()> {
+    /// Writes the entry for `key`; returns its size.
+    fn write<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<u64> {
         let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
         let header = Header {
             format: FORMAT,
@@ -213,11 +239,12 @@ impl Memo {
         let mut file = tempfile::Builder::new()
             .prefix(TEMPORARY_PREFIX)
             .tempfile_in(&self.dir)?;
-        serde_json::to_writer(&mut file, &header).map_err(std::io::Error::other)?;
+        let header = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+        file.write_all(&header)?;
         file.write_all(b"\n")?;
         file.write_all(&body)?;
         file.persist(self.entry_path(key))?;
-        Ok(())
+        Ok((header.len() + 1 + body.len()) as u64)
     }
 
     /// Removes the least recently used entries until the folder is within its bound.
