@@ -198,7 +198,7 @@ impl Described {
         if let Some(loaded) = self.loaded.get() {
             return Ok(loaded);
         }
-        let loaded = runtime.load(&self.path)?;
+        let loaded = runtime.load_known(&self.path, self.fingerprint)?;
         Ok(self.loaded.get_or_init(|| loaded))
     }
 }
@@ -289,7 +289,7 @@ fn describe_identified(
         None => {
             let code = match &identified.bytes {
                 Some(bytes) => runtime.load_read(&plugin.path, bytes)?,
-                None => runtime.load(&plugin.path)?,
+                None => runtime.load_known(&plugin.path, fingerprint)?,
             };
             let called = runtime.info(&code).map_err(|error| PipelineError::Call {
                 plugin: source.clone(),
@@ -306,7 +306,13 @@ fn describe_identified(
     };
     let info = &answer.info.value;
     check_info(&source, info)?;
-    let schema = Schema::parse(&info.config_schema).map_err(|e| PipelineError::Info {
+    // `info` is kept only once its schema passed the bounds, which then need no second walk.
+    let schema = if remembered {
+        Schema::parse_within_bounds(&info.config_schema)
+    } else {
+        Schema::parse(&info.config_schema)
+    }
+    .map_err(|e| PipelineError::Info {
         plugin: source.clone(),
         message: e.to_string(),
     })?;

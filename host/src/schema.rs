@@ -98,9 +98,16 @@ impl Schema {
     /// Parses `text` and checks its bounds: local references only, and a bounded size with
     /// every reference expanded.
     pub fn parse(text: &str) -> Result<Self, SchemaError> {
+        let schema = Self::parse_within_bounds(text)?;
+        Expansion::new(&schema.root).size()?;
+        Ok(schema)
+    }
+
+    /// Parses `text`, a schema that [`parse`](Self::parse) accepted before, without checking
+    /// its bounds again.
+    pub fn parse_within_bounds(text: &str) -> Result<Self, SchemaError> {
         let root: Value =
             serde_json::from_str(text).map_err(|e| SchemaError::NotJson(e.to_string()))?;
-        Expansion::new(&root).size()?;
         Ok(Self { root })
     }
 

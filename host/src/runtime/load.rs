@@ -2,6 +2,7 @@
 //! telling a component from other bytes, loading its compiled code (cache, precompiled
 //! artifact or compiler), and checking it against the world before linking it.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,7 @@ impl Machine {
 }
 
 /// A plugin file read and checked, with the BLAKE3 of its bytes.
+#[derive(Clone)]
 pub struct PluginBytes {
     bytes: Vec<u8>,
     pub blake3: blake3::Hash,
@@ -129,9 +131,25 @@ impl Runtime {
 
     /// [`load`](Self::load) for a plugin already [`read`](Self::read), which is not read again.
     pub fn load_read(&self, path: &Path, plugin: &PluginBytes) -> Result<LoadedPlugin, LoadError> {
+        self.load_as(path, plugin.blake3, || Ok(Cow::Borrowed(plugin)))
+    }
+
+    /// [`load`](Self::load) for a plugin whose BLAKE3 is known (the memo keeps it by the file's
+    /// stamp): its code found in the cache, the file is not even read.
+    pub fn load_known(&self, path: &Path, blake3: blake3::Hash) -> Result<LoadedPlugin, LoadError> {
+        self.load_as(path, blake3, || self.read(path).map(Cow::Owned))
+    }
+
+    /// Loads the plugin at `path` whose bytes have the BLAKE3 `blake3`, reading them with
+    /// `read` only when its code must be compiled.
+    fn load_as<'a>(
+        &self,
+        path: &Path,
+        blake3: blake3::Hash,
+        read: impl FnOnce() -> Result<Cow<'a, PluginBytes>, LoadError>,
+    ) -> Result<LoadedPlugin, LoadError> {
         let machine = self.machine()?;
-        let PluginBytes { bytes, blake3 } = plugin;
-        let identity = machine.identity(*blake3);
+        let identity = machine.identity(blake3);
         let cache_entry = self
             .cache_dir
             .as_deref()
@@ -147,25 +165,39 @@ impl Runtime {
                     .flatten()
                     .map(|found| (found, CacheOutcome::Precompiled))
             });
-        let (component, outcome, cached_info) = match found {
-            Some((found, outcome)) => (found.component, outcome, found.info),
-            None => match &cache_entry {
-                None => {
-                    let component =
-                        Component::new(&machine.engine, bytes).map_err(invalid(path))?;
-                    (component, CacheOutcome::Disabled, None)
+        let (component, outcome, cached_info, size) = match found {
+            Some((found, outcome)) => {
+                let size = fs::metadata(path)
+                    .map_err(|source| LoadError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?
+                    .len();
+                (found.component, outcome, found.info, size)
+            }
+            None => {
+                let plugin = read()?;
+                let bytes = &plugin.bytes;
+                let size = bytes.len() as u64;
+                match &cache_entry {
+                    None => {
+                        let component =
+                            Component::new(&machine.engine, bytes).map_err(invalid(path))?;
+                        (component, CacheOutcome::Disabled, None, size)
+                    }
+                    Some(entry) => {
+                        let existed = entry.exists();
+                        let (artifact, component) = self.compile(machine, path, bytes)?;
+                        let stored = entry.store(&identity, &artifact, None).is_ok();
+                        let outcome = match (stored, existed) {
+                            (false, _) => CacheOutcome::StoreFailed,
+                            (true, true) => CacheOutcome::Replaced,
+                            (true, false) => CacheOutcome::Miss,
+                        };
+                        (component, outcome, None, size)
+                    }
                 }
-                Some(entry) => {
-                    let existed = entry.exists();
-                    let (artifact, component) = self.compile(machine, path, bytes)?;
-                    let outcome = match (entry.store(&identity, &artifact, None).is_ok(), existed) {
-                        (false, _) => CacheOutcome::StoreFailed,
-                        (true, true) => CacheOutcome::Replaced,
-                        (true, false) => CacheOutcome::Miss,
-                    };
-                    (component, outcome, None)
-                }
-            },
+            }
         };
         let holds_code = matches!(
             outcome,
@@ -174,7 +206,7 @@ impl Runtime {
         let (pre, wit_version) = self.prepare(machine, path, &component)?;
         Ok(LoadedPlugin {
             path: path.to_owned(),
-            size: bytes.len() as u64,
+            size,
             wit_version,
             cache: outcome,
             cache_entry: cache_entry.filter(|_| holds_code),
