@@ -167,12 +167,7 @@ impl Runtime {
             });
         let (component, outcome, cached_info, size) = match found {
             Some((found, outcome)) => {
-                let size = fs::metadata(path)
-                    .map_err(|source| LoadError::Read {
-                        path: path.to_owned(),
-                        source,
-                    })?
-                    .len();
+                let size = metadata(path)?.len();
                 (found.component, outcome, found.info, size)
             }
             None => {
@@ -289,12 +284,7 @@ impl Runtime {
             error,
         })?;
         let entry = cache::Entry::beside(path);
-        let permissions = fs::metadata(path)
-            .map_err(|source| LoadError::Read {
-                path: path.to_owned(),
-                source,
-            })?
-            .permissions();
+        let permissions = metadata(path)?.permissions();
         entry
             .store(&identity, &artifact, Some(&info))
             .and_then(|()| entry.set_permissions(&permissions))
@@ -304,6 +294,14 @@ impl Runtime {
             })?;
         Ok(entry.artifact_path().to_owned())
     }
+}
+
+/// The plugin file's metadata, or why it cannot be read.
+fn metadata(path: &Path) -> Result<fs::Metadata, LoadError> {
+    fs::metadata(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
