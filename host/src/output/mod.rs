@@ -1,6 +1,7 @@
 //! Writes the ordered objects: one multi-document YAML stream or a `v1` `List`, to stdout or
 //! as one file per plugin in a folder.
 
+mod block;
 pub mod check;
 mod yaml11;
 
@@ -213,8 +214,18 @@ fn any_string(value: &Value, visit: &mut impl FnMut(&str) -> bool) -> bool {
     }
 }
 
-/// One object as a YAML document (without the leading `---`).
+/// One object as a YAML document (without the leading `---`): written directly where every
+/// scalar of it is one [`block`] writes, which is nearly always, and by serde_yaml otherwise,
+/// with the same bytes either way.
 pub fn yaml_document(body: &Value) -> Result<String, serde_yaml::Error> {
+    match block::document(body) {
+        Some(text) => Ok(text),
+        None => yaml_document_by_serde_yaml(body),
+    }
+}
+
+/// [`yaml_document`] by serde_yaml, with YAML 1.1's quoting.
+fn yaml_document_by_serde_yaml(body: &Value) -> Result<String, serde_yaml::Error> {
     // Most objects have no string to quote: they are serialised exactly as before, in one pass.
     if !any_string(body, &mut yaml11::reads_as_non_string) {
         return serde_yaml::to_string(&Presented(body, None));
@@ -495,7 +506,7 @@ mod tests {
             ("mathisonq0x0".to_owned(), json!("off")),
             ("on".to_owned(), json!("mathisonq1x1xx")),
         ]));
-        let yaml = yaml_document(&body).unwrap();
+        let yaml = yaml_document_by_serde_yaml(&body).unwrap();
         assert!(
             yaml.contains("  mathisonq0x0: 'off'\n  'on': mathisonq1x1xx\n"),
             "{yaml}"
@@ -508,7 +519,7 @@ mod tests {
         // Past 128 bytes libyaml writes a key as `? key`; the token must not hide the length.
         let long = format!("0b{}", "1".repeat(200));
         let body = config_map(Map::from_iter([(long.clone(), json!("v"))]));
-        let yaml = yaml_document(&body).unwrap();
+        let yaml = yaml_document_by_serde_yaml(&body).unwrap();
         assert!(yaml.contains(&format!("  ? '{long}'\n  : v\n")), "{yaml}");
         assert_eq!(serde_yaml::from_str::<Value>(&yaml).ok(), Some(body));
     }
@@ -560,6 +571,7 @@ mod tests {
         ) {
             let body = config_map(data.into_iter().map(|(k, v)| (k, json!(v))).collect());
             let yaml = yaml_document(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&yaml, &yaml_document_by_serde_yaml(&body).unwrap());
             prop_assert_eq!(serde_yaml::from_str::<Value>(&yaml).ok(), Some(body.clone()));
             for plain in plain_scalars(&yaml) {
                 prop_assert!(!yaml11::reads_as_non_string(&plain), "{:?} is plain in\n{}", plain, yaml);
