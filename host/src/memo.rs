@@ -120,6 +120,10 @@ impl FileStamp {
         })
     }
 
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     fn key(&self) -> Key {
         let mut key = Key::new("file");
         key.part(&self.device.to_le_bytes())
@@ -129,7 +133,7 @@ impl FileStamp {
 
     /// Whether the file last changed long enough before `now` that a later change cannot
     /// leave the same stamp.
-    fn settled(&self, now: SystemTime) -> bool {
+    pub fn settled(&self, now: SystemTime) -> bool {
         let now = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_nanos() as i128);

@@ -25,9 +25,7 @@ use crate::output::{self, Format, OutputError};
 use crate::plan::{Locator, Plan, PlanError, PluginFile, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
 use crate::registry::Digest;
-use crate::runtime::{
-    CacheOutcome, CallError, Called, Limits, LoadError, LoadedPlugin, PluginBytes, Runtime,
-};
+use crate::runtime::{CacheOutcome, CallError, Called, Limits, LoadError, LoadedPlugin, Runtime};
 use crate::schema::Schema;
 use crate::untrusted::Escaped;
 use crate::values::{ConfigError, ValuesError};
@@ -158,12 +156,11 @@ pub struct RenderedText<L> {
     pub plugins: Vec<PluginReport>,
 }
 
-/// A plugin file with the BLAKE3 of its bytes, and the bytes when they were read to take it.
+/// A plugin file with the BLAKE3 of its bytes.
 #[derive(Debug)]
 pub struct Identified<'a> {
     file: &'a PluginFile,
     fingerprint: blake3::Hash,
-    bytes: Option<PluginBytes>,
 }
 
 /// A plugin that described itself, with what it said checked. Its code is loaded when a call
@@ -247,20 +244,18 @@ pub fn identify<'a>(
         return Ok(Identified {
             file: plugin,
             fingerprint,
-            bytes: None,
         });
     }
-    let bytes = runtime.read(path)?;
+    let fingerprint = runtime.fingerprint(path)?;
     // Kept only when the file did not change while it was read.
     if let (Some(memo), Some(stamp)) = (memo, &stamp)
         && FileStamp::of(path).is_ok_and(|after| after == *stamp)
     {
-        memo.keep_fingerprint(stamp, &bytes.blake3);
+        memo.keep_fingerprint(stamp, &fingerprint);
     }
     Ok(Identified {
         file: plugin,
-        fingerprint: bytes.blake3,
-        bytes: Some(bytes),
+        fingerprint,
     })
 }
 
@@ -287,10 +282,7 @@ fn describe_identified(
     let (answer, remembered) = match memo.and_then(|memo| memo.get::<InfoAnswer>(&key)) {
         Some(answer) => (answer, true),
         None => {
-            let code = match &identified.bytes {
-                Some(bytes) => runtime.load_read(&plugin.path, bytes)?,
-                None => runtime.load_known(&plugin.path, fingerprint)?,
-            };
+            let code = runtime.load_known(&plugin.path, fingerprint)?;
             let called = runtime.info(&code).map_err(|error| PipelineError::Call {
                 plugin: source.clone(),
                 error,
@@ -691,9 +683,10 @@ fn in_parallel<'a, I: Sync, T: Send>(
     items: &'a [I],
     f: impl Fn(&'a I) -> Result<T, PipelineError> + Sync,
 ) -> Result<Vec<T>, PipelineError> {
-    let workers = thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(items.len());
+    // Asked once per process: the answer reads the cgroup's CPU quota, six system calls.
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get));
+    let workers = cores.min(items.len());
     if workers <= 1 {
         return items.iter().map(&f).collect();
     }
@@ -753,7 +746,6 @@ mod tests {
                 .map(|(file, fingerprint)| Identified {
                     file,
                     fingerprint: *fingerprint,
-                    bytes: None,
                 })
                 .collect();
             text_key(

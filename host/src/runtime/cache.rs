@@ -23,16 +23,26 @@
 //! checksum is XXH3-128: it catches damage (a truncated copy, a flipped bit), not an attacker,
 //! who could rewrite the manifest as easily as the artifact; at ~3 MB per plugin per render,
 //! BLAKE3 there cost 1-2 ms of a ~10 ms render.
+//!
+//! Even XXH3 reads every page of the artifact (5 MB for postgres, ~1.7 ms on a cold CPU cache,
+//! 10% of a render that runs it). So once a cache entry's artifact matched its checksum, the
+//! manifest keeps the artifact file's stamp ([`FileStamp`]: inode, size, modification and
+//! change times), and a later load whose artifact has that very stamp skips the checksum:
+//! writing, truncating or replacing the file changes its stamp, as for the plugin files the
+//! memo knows by theirs. Only a file that settled is stamped, and only in the cache: a
+//! precompiled entry beside a plugin is the user's file, never rewritten by a render.
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::Called;
+use crate::memo::FileStamp;
 use crate::model::contract::PluginInfo;
 
 /// Bumped when the manifest's meaning changes, so older entries are recompiled.
@@ -76,6 +86,9 @@ struct Manifest {
     engine_blake3: String,
     artifact_len: u64,
     artifact_xxh3: String,
+    /// The artifact file's stamp when it last matched `artifact_xxh3` (cache entries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verified: Option<FileStamp>,
     /// `None` until an `info` call succeeds.
     info: Option<Called<PluginInfo>>,
 }
@@ -85,6 +98,8 @@ struct Manifest {
 pub struct Entry {
     artifact: PathBuf,
     manifest: PathBuf,
+    /// Whether a load may rewrite the manifest to keep the artifact's verified stamp.
+    keeps_stamps: bool,
 }
 
 /// An entry that was found intact and loaded.
@@ -101,20 +116,21 @@ impl Entry {
             .update(identity.plugin.as_bytes())
             .update(identity.engine.as_bytes())
             .finalize();
-        Self::at(dir.join(format!("{}.cwasm", key.to_hex())))
+        Self::at(dir.join(format!("{}.cwasm", key.to_hex())), true)
     }
 
     /// The precompiled entry shipped beside `plugin` (`postgres.wasm` → `postgres.cwasm`).
     pub fn beside(plugin: &Path) -> Self {
-        Self::at(plugin.with_extension("cwasm"))
+        Self::at(plugin.with_extension("cwasm"), false)
     }
 
-    fn at(artifact: PathBuf) -> Self {
+    fn at(artifact: PathBuf, keeps_stamps: bool) -> Self {
         let mut manifest = artifact.clone().into_os_string();
         manifest.push(".json");
         Self {
             artifact,
             manifest: manifest.into(),
+            keeps_stamps,
         }
     }
 
@@ -129,10 +145,10 @@ impl Entry {
 
     /// Loads the entry if it is intact and made for `identity`.
     pub fn load(&self, engine: &Engine, identity: &Identity) -> Option<Found> {
-        let manifest = self.read_manifest()?;
+        let mut manifest = self.read_manifest()?;
         let made_for_identity = manifest.plugin_blake3 == identity.plugin.to_hex().as_str()
             && manifest.engine_blake3 == identity.engine.to_hex().as_str();
-        if !made_for_identity || !artifact_matches(&self.artifact, &manifest) {
+        if !made_for_identity || !self.artifact_intact(&mut manifest, SystemTime::now()) {
             return None;
         }
         let component = deserialize_file(engine, &self.artifact)?;
@@ -156,8 +172,34 @@ impl Entry {
             engine_blake3: identity.engine.to_hex().to_string(),
             artifact_len: artifact.len() as u64,
             artifact_xxh3: checksum(artifact),
+            verified: None,
             info: info.cloned(),
         })
+    }
+
+    /// Whether the artifact on disk is the one `manifest` describes: it has the stamp it had
+    /// when it last matched, or its length and checksum match now. A settled artifact that
+    /// matched by `now` is stamped in the manifest, best effort.
+    fn artifact_intact(&self, manifest: &mut Manifest, now: SystemTime) -> bool {
+        let Ok(stamp) = FileStamp::of(&self.artifact) else {
+            return false;
+        };
+        if manifest.verified.as_ref() == Some(&stamp) && stamp.size() == manifest.artifact_len {
+            return true;
+        }
+        if !artifact_matches(&self.artifact, manifest) {
+            return false;
+        }
+        // Kept only if the file did not change while it was checked.
+        if self.keeps_stamps
+            && stamp.settled(now)
+            && FileStamp::of(&self.artifact).is_ok_and(|after| after == stamp)
+        {
+            manifest.verified = Some(stamp);
+            // Ignored on failure, like any cache write: it only costs the next load a checksum.
+            let _ = self.write_manifest(manifest);
+        }
+        true
     }
 
     /// Gives both files `permissions` (written files start private to the user, right for the
@@ -254,6 +296,9 @@ impl Hasher for Blake3Hasher {
 
 #[cfg(test)]
 mod tests {
+    use std::thread;
+    use std::time::Duration;
+
     use super::*;
 
     fn manifest_of(artifact: &[u8]) -> Manifest {
@@ -263,8 +308,66 @@ mod tests {
             engine_blake3: String::new(),
             artifact_len: artifact.len() as u64,
             artifact_xxh3: checksum(artifact),
+            verified: None,
             info: None,
         }
+    }
+
+    /// A cache entry holding `artifact`, and its manifest.
+    fn stored(dir: &Path, artifact: &[u8]) -> (Entry, Manifest) {
+        let entry = Entry::at(dir.join("entry.cwasm"), true);
+        fs::write(&entry.artifact, artifact).expect("write");
+        entry.write_manifest(&manifest_of(artifact)).expect("write");
+        (entry, manifest_of(artifact))
+    }
+
+    fn settled_by_then() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(3)
+    }
+
+    #[test]
+    fn a_settled_artifact_that_matched_is_known_by_its_stamp_until_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (entry, mut manifest) = stored(dir.path(), b"code");
+        assert!(entry.artifact_intact(&mut manifest, settled_by_then()));
+        let kept = entry.read_manifest().expect("manifest");
+        assert_eq!(
+            kept.verified,
+            Some(FileStamp::of(&entry.artifact).expect("stamp"))
+        );
+
+        // With the stamp, the checksum is not read again: a manifest whose checksum no longer
+        // fits is believed, because the file is the one that matched.
+        let mut believed = kept;
+        believed.artifact_xxh3 = checksum(b"other");
+        assert!(entry.artifact_intact(&mut believed, settled_by_then()));
+
+        // Rewritten in place (after a tick of the file system's clock), or replaced: the stamp
+        // changes, the checksum is read, and the damage is found.
+        thread::sleep(Duration::from_millis(50));
+        fs::write(&entry.artifact, b"cude").expect("rewrite");
+        let mut kept = entry.read_manifest().expect("manifest");
+        assert!(!entry.artifact_intact(&mut kept, settled_by_then()));
+        let replacement = dir.path().join("replacement");
+        fs::write(&replacement, b"cade").expect("write");
+        fs::rename(&replacement, &entry.artifact).expect("rename");
+        assert!(!entry.artifact_intact(&mut kept, settled_by_then()));
+    }
+
+    #[test]
+    fn only_settled_artifacts_in_the_cache_are_stamped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (entry, mut manifest) = stored(dir.path(), b"code");
+        assert!(entry.artifact_intact(&mut manifest, SystemTime::now()));
+        assert_eq!(entry.read_manifest().expect("manifest").verified, None);
+
+        let plugin = dir.path().join("postgres.wasm");
+        let beside = Entry::beside(&plugin);
+        fs::write(&beside.artifact, b"code").expect("write");
+        beside.write_manifest(&manifest_of(b"code")).expect("write");
+        let before = fs::read(&beside.manifest).expect("read");
+        assert!(beside.artifact_intact(&mut manifest_of(b"code"), settled_by_then()));
+        assert_eq!(fs::read(&beside.manifest).expect("read"), before);
     }
 
     #[test]
@@ -284,7 +387,7 @@ mod tests {
     #[test]
     fn manifests_of_another_format_are_ignored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let entry = Entry::at(dir.path().join("entry.cwasm"));
+        let entry = Entry::at(dir.path().join("entry.cwasm"), true);
         entry.write_manifest(&manifest_of(b"code")).expect("write");
         assert!(entry.read_manifest().is_some());
         let mut older = serde_json::to_value(manifest_of(b"code")).expect("json");

@@ -44,7 +44,7 @@ use wasmtime::{Config, Engine, OptLevel, Store, Trap};
 use crate::model::contract::{self, LogLine, PluginInfo, RenderContext, RenderOutput, WitVersion};
 use crate::untrusted::{escape, shown};
 pub use cache::CacheOutcome;
-pub use load::{LoadError, PluginBytes, PrecompileError};
+pub use load::{LoadError, PrecompileError};
 use sandbox::SandboxState;
 
 /// A wasmtime error kept as the source of one of ours. wasmtime's own error type does not
