@@ -173,7 +173,8 @@ pub struct Described {
     /// The version of the contract the plugin was built against.
     pub wit_version: WitVersion,
     pub info: PluginInfo,
-    pub schema: Schema,
+    /// `info.config_schema`, parsed (see [`Described::schema`]).
+    schema: OnceLock<Schema>,
     pub declared: DeclaredKinds,
     pub logs: Vec<LogLine>,
     /// The BLAKE3 of the plugin's bytes: its name in the memo.
@@ -188,6 +189,20 @@ impl Described {
             name: &self.info.name,
             source: &self.source,
         }
+    }
+
+    /// The plugin's configuration schema, parsed on first use.
+    pub fn schema(&self) -> Result<&Schema, PipelineError> {
+        if let Some(schema) = self.schema.get() {
+            return Ok(schema);
+        }
+        let parsed = Schema::parse_within_bounds(&self.info.config_schema).map_err(|e| {
+            PipelineError::Info {
+                plugin: self.source.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(self.schema.get_or_init(|| parsed))
     }
 
     /// The plugin's compiled code, loaded on first use.
@@ -298,16 +313,17 @@ fn describe_identified(
     };
     let info = &answer.info.value;
     check_info(&source, info)?;
-    // `info` is kept only once its schema passed the bounds, which then need no second walk.
-    let schema = if remembered {
-        Schema::parse_within_bounds(&info.config_schema)
-    } else {
-        Schema::parse(&info.config_schema)
+    // `info` is kept only once its schema passed the bounds, which then need no second walk;
+    // a remembered schema is parsed when a check needs it (a plugin whose render is
+    // remembered too never does).
+    let schema = OnceLock::new();
+    if !remembered {
+        let parsed = Schema::parse(&info.config_schema).map_err(|e| PipelineError::Info {
+            plugin: source.clone(),
+            message: e.to_string(),
+        })?;
+        let _ = schema.set(parsed);
     }
-    .map_err(|e| PipelineError::Info {
-        plugin: source.clone(),
-        message: e.to_string(),
-    })?;
     if let (Some(memo), false) = (memo, remembered) {
         memo.put(&key, &answer);
     }
@@ -570,7 +586,7 @@ fn render_one(
     // fix the schema), so one in the memo needs no check.
     let remembered = memo.and_then(|memo| memo.get::<Called<RenderOutput>>(&key));
     if remembered.is_none() {
-        let schema = &plugin.schema;
+        let schema = plugin.schema()?;
         let timeout = runtime.limits().timeout;
         plan.values
             .check(&info.name, &shown, merged, schema, timeout)?;

@@ -9,6 +9,7 @@
 //! past it, as the runtime does with a plugin call.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
@@ -91,7 +92,8 @@ pub enum ViolationKind {
 /// A parsed schema that passed the bounds, ready to check configurations.
 #[derive(Debug, Clone)]
 pub struct Schema {
-    root: Value,
+    /// Shared with the thread of each check rather than copied for it.
+    root: Arc<Value>,
 }
 
 impl Schema {
@@ -108,7 +110,9 @@ impl Schema {
     pub fn parse_within_bounds(text: &str) -> Result<Self, SchemaError> {
         let root: Value =
             serde_json::from_str(text).map_err(|e| SchemaError::NotJson(e.to_string()))?;
-        Ok(Self { root })
+        Ok(Self {
+            root: Arc::new(root),
+        })
     }
 
     pub fn root(&self) -> &Value {
@@ -124,7 +128,7 @@ impl Schema {
             let declared = self.root.get("$schema").unwrap_or(&Value::Null);
             return Err(SchemaError::OtherDraft(declared.to_string()));
         }
-        let mut embedded = self.root.clone();
+        let mut embedded = Value::clone(&self.root);
         if let Value::Object(root) = &mut embedded {
             root.remove("$schema");
             root.remove("$id");
@@ -141,7 +145,7 @@ impl Schema {
         time_limit: Duration,
     ) -> Result<Vec<Violation>, SchemaError> {
         let (sender, receiver) = mpsc::sync_channel(1);
-        let root = self.root.clone();
+        let root = Arc::clone(&self.root);
         let config = config.clone();
         thread::Builder::new()
             .name("schema-check".into())

@@ -83,13 +83,13 @@ fn as_json(described: &Described) -> anyhow::Result<Value> {
         "wit": format!("{}@{}", contract::WIT_PACKAGE, loaded.wit_version),
         "kinds": info.kinds.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "defaults": parse(&info.name, "default config", &info.default_config)?,
-        "schema": described.schema.root(),
+        "schema": described.schema()?.root(),
     }))
 }
 
 fn as_text(described: &Described) -> anyhow::Result<String> {
     let (loaded, info) = (described, &described.info);
-    let schema = described.schema.root();
+    let schema = described.schema()?.root();
     let defaults = parse(&info.name, "default config", &info.default_config)?;
     let mut out = String::new();
     writeln!(out, "name:        {}", info.name)?;

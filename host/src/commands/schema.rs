@@ -82,7 +82,7 @@ fn values_schema(plugins: &[Described]) -> anyhow::Result<Value> {
         let name = &plugin.info.name;
         // A plugin's name is a DNS label: nothing in it needs escaping in a JSON pointer.
         let at = format!("/$defs/{name}");
-        let mut schema = plugin.schema.embedded_at(&at).with_context(|| {
+        let mut schema = plugin.schema()?.embedded_at(&at).with_context(|| {
             format!(
                 "{}: its configuration schema cannot be part of a values schema",
                 plugin.source
