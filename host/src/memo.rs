@@ -120,10 +120,6 @@ impl FileStamp {
         })
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     fn key(&self) -> Key {
         let mut key = Key::new("file");
         key.part(&self.device.to_le_bytes())

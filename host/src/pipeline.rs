@@ -26,7 +26,7 @@ use crate::plan::{Locator, Plan, PlanError, PluginFile, Request};
 use crate::policy::{DeclaredKinds, PolicyError};
 use crate::registry::Digest;
 use crate::runtime::{CacheOutcome, CallError, Called, Limits, LoadError, LoadedPlugin, Runtime};
-use crate::schema::Schema;
+use crate::schema::{Schema, SchemaError};
 use crate::untrusted::Escaped;
 use crate::values::{ConfigError, ValuesError};
 
@@ -196,12 +196,8 @@ impl Described {
         if let Some(schema) = self.schema.get() {
             return Ok(schema);
         }
-        let parsed = Schema::parse_within_bounds(&self.info.config_schema).map_err(|e| {
-            PipelineError::Info {
-                plugin: self.source.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let parsed = Schema::parse_within_bounds(&self.info.config_schema)
+            .map_err(|e| schema_error(&self.source, e))?;
         Ok(self.schema.get_or_init(|| parsed))
     }
 
@@ -318,10 +314,7 @@ fn describe_identified(
     // remembered too never does).
     let schema = OnceLock::new();
     if !remembered {
-        let parsed = Schema::parse(&info.config_schema).map_err(|e| PipelineError::Info {
-            plugin: source.clone(),
-            message: e.to_string(),
-        })?;
+        let parsed = Schema::parse(&info.config_schema).map_err(|e| schema_error(&source, e))?;
         let _ = schema.set(parsed);
     }
     if let (Some(memo), false) = (memo, remembered) {
@@ -339,6 +332,14 @@ fn describe_identified(
         fingerprint,
         loaded,
     })
+}
+
+/// A plugin's schema that cannot be used, as an error of its `info`.
+fn schema_error(plugin: &str, error: SchemaError) -> PipelineError {
+    PipelineError::Info {
+        plugin: plugin.to_string(),
+        message: error.to_string(),
+    }
 }
 
 /// Refuses a plugin that calls itself something else than the name the user gave it.
