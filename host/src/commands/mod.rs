@@ -142,9 +142,12 @@ impl Cli {
         if !names_subcommand && !asks_version {
             command.build();
         }
-        command
+        // clap's own errors (help and version included) come formatted with `command`; only
+        // the subcommand's conversion needs a command to be formatted with, built once more.
+        let mut matches = command
             .try_get_matches_from_mut(args)
-            .and_then(|mut matches| Self::from_arg_matches_mut(&mut matches))
+            .unwrap_or_else(|error| error.exit());
+        Self::from_arg_matches_mut(&mut matches)
             .unwrap_or_else(|error| error.format(&mut Self::command()).exit())
     }
 }
