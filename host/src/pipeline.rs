@@ -312,11 +312,11 @@ fn describe_identified(
     // `info` is kept only once its schema passed the bounds, which then need no second walk;
     // a remembered schema is parsed when a check needs it (a plugin whose render is
     // remembered too never does).
-    let schema = OnceLock::new();
-    if !remembered {
-        let parsed = Schema::parse(&info.config_schema).map_err(|e| schema_error(&source, e))?;
-        let _ = schema.set(parsed);
-    }
+    let schema = if remembered {
+        OnceLock::new()
+    } else {
+        OnceLock::from(Schema::parse(&info.config_schema).map_err(|e| schema_error(&source, e))?)
+    };
     if let (Some(memo), false) = (memo, remembered) {
         memo.put(&key, &answer);
     }
