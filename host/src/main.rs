@@ -44,3 +44,26 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
     })
 }
+
+// Only two functions of the C maths library are called by any dependency: `pow` (tokio's
+// scheduler statistics) and `log2` (num-bigint's size estimate when parsing digits). Defined
+// here from the `libm` crate (pure Rust, already in the tree through Cranelift), they keep the
+// dynamic loader from opening, mapping and relocating libm.so at every start of the process:
+// 10 page faults and ~0.1 ms, a tenth of an empty Rust binary's whole run (BENCHMARKS.md).
+// The test `the_binary_needs_no_shared_library_beyond_std` notices a dependency that brings
+// libm back. An executable's symbols are not exported, so libraries the process loads keep
+// their own.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod maths {
+    #[allow(unsafe_code)] // a C symbol of this name, as `no_mangle` needs; same contract as libm's
+    #[unsafe(no_mangle)]
+    extern "C" fn pow(base: f64, exponent: f64) -> f64 {
+        libm::pow(base, exponent)
+    }
+
+    #[allow(unsafe_code)] // as above
+    #[unsafe(no_mangle)]
+    extern "C" fn log2(x: f64) -> f64 {
+        libm::log2(x)
+    }
+}

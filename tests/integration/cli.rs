@@ -102,3 +102,35 @@ fn a_closed_stdout_is_not_an_error() {
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
 }
+
+/// The process starts without loading a shared library beyond those Rust's standard library
+/// needs: each one costs the dynamic loader an open, mappings and relocations at every start.
+/// (The binary defines the two maths functions its dependencies call: host/src/main.rs.)
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_needs_no_shared_library_beyond_std() {
+    let output = std::process::Command::new("readelf")
+        .args(["--dynamic", "--wide", env!("CARGO_BIN_EXE_mathison-host")])
+        .output()
+        .expect("readelf (binutils, which links Rust programs) runs");
+    assert!(output.status.success(), "{output:?}");
+    let dynamic = String::from_utf8_lossy(&output.stdout);
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| {
+            line.split_once('[')?
+                .1
+                .split_once(']')
+                .map(|(name, _)| name)
+        })
+        .collect();
+    assert!(needed.contains(&"libc.so.6"), "{dynamic}");
+    let std_needs =
+        |name: &str| ["libc.so.6", "libgcc_s.so.1"].contains(&name) || name.starts_with("ld-linux");
+    let beyond: Vec<&&str> = needed.iter().filter(|name| !std_needs(name)).collect();
+    assert!(
+        beyond.is_empty(),
+        "shared libraries beyond std's: {beyond:?}"
+    );
+}
