@@ -28,10 +28,13 @@ fn outcome(run: &Run, plugin: &str) -> (String, String) {
     (field("compiled code: "), field("memo: "))
 }
 
+/// The memo's files but its ledger (`.size`).
 fn memo_entries(host: &Host) -> Vec<PathBuf> {
     let memo = host.cache.path().join("memo");
     if memo.exists() {
-        tree(&memo)
+        let mut entries = tree(&memo);
+        entries.retain(|path| !path.ends_with(".size"));
+        entries
     } else {
         Vec::new()
     }

@@ -17,12 +17,40 @@ fn memo(max_bytes: u64) -> (tempfile::TempDir, Memo) {
     (dir, memo)
 }
 
+/// The folder's files but its ledger.
 fn entries(memo: &Memo) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = fs::read_dir(&memo.dir)
-        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name() != LEDGER)
+                .map(|e| e.path())
+                .collect()
+        })
         .unwrap_or_default();
     paths.sort();
     paths
+}
+
+fn size_of(paths: &[PathBuf]) -> u64 {
+    paths
+        .iter()
+        .map(|p| fs::metadata(p).expect("a file").len())
+        .sum()
+}
+
+fn ledger(memo: &Memo) -> Option<u64> {
+    fs::read_to_string(memo.dir.join(LEDGER))
+        .ok()?
+        .trim_end()
+        .parse()
+        .ok()
+}
+
+/// Sets the modification time of the file at `path` (an entry's last use) `seconds_ago`.
+fn age(path: &Path, seconds_ago: u64) {
+    let file = File::options().append(true).open(path).expect("the file");
+    file.set_modified(SystemTime::now() - Duration::from_secs(seconds_ago))
+        .expect("set the time");
 }
 
 #[test]
@@ -106,18 +134,10 @@ fn processes_filling_one_entry_at_once_leave_one_whole_entry() {
 fn the_folder_is_bounded_by_evicting_the_least_recently_used() {
     let (_dir, memo) = memo(3500);
     let answer = "x".repeat(900);
-    let age = |key: &Key, seconds_ago: u64| {
-        let file = File::options()
-            .append(true)
-            .open(memo.entry_path(&key.hex()))
-            .expect("the entry");
-        file.set_modified(SystemTime::now() - Duration::from_secs(seconds_ago))
-            .expect("set the time");
-    };
     let keys: Vec<Key> = ["one", "two", "three"].iter().map(|k| key(&[k])).collect();
     for (index, key) in keys.iter().enumerate() {
         memo.put(key, &answer);
-        age(key, 100 - index as u64 * 10);
+        age(&memo.entry_path(&key.hex()), 100 - index as u64 * 10);
     }
     // "one" is the oldest by writing, but used last.
     assert!(memo.get::<String>(&keys[0]).is_some());
@@ -129,11 +149,79 @@ fn the_folder_is_bounded_by_evicting_the_least_recently_used() {
     assert!(memo.get::<String>(&keys[0]).is_some());
     assert!(memo.get::<String>(&keys[2]).is_some());
     assert!(memo.get::<String>(&key(&["four"])).is_some());
-    let total: u64 = entries(&memo)
-        .iter()
-        .map(|p| fs::metadata(p).expect("entry").len())
-        .sum();
+    let total = size_of(&entries(&memo));
     assert!(total <= 3500, "{total}");
+    assert_eq!(ledger(&memo), Some(total));
+}
+
+/// Measuring the folder reads every entry's metadata; a write is counted in the ledger
+/// instead, and the folder is measured only once the ledger passes the bound. A file the memo
+/// did not write (here, an old one planted beside the entries) is found only then.
+#[test]
+fn the_folder_is_measured_only_when_its_ledger_passes_the_bound() {
+    let (_dir, memo) = memo(3500);
+    let answer = "x".repeat(900);
+    memo.put(&key(&["one"]), &answer);
+    let one = size_of(&entries(&memo));
+    assert_eq!(ledger(&memo), Some(one), "a missing ledger is measured");
+    let planted = memo.dir.join("planted.json");
+    fs::write(&planted, "y".repeat(2000)).expect("plant a file");
+    age(&planted, 1000);
+    for name in ["two", "three"] {
+        memo.put(&key(&[name]), &answer);
+        assert!(planted.exists(), "not measured while under the bound");
+    }
+    assert_eq!(ledger(&memo), Some(3 * one), "every write counted");
+    memo.put(&key(&["four"]), &answer);
+    assert!(
+        !planted.exists(),
+        "measured over the bound: the least recently used goes"
+    );
+    let left = entries(&memo);
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(ledger(&memo), Some(size_of(&left)));
+}
+
+#[test]
+fn a_missing_or_unreadable_ledger_is_rebuilt_by_measuring() {
+    let (_dir, first) = memo(DEFAULT_MAX_BYTES);
+    first.put(&key(&["one"]), &"an answer");
+    for damage in [Some("many bytes\n"), Some(""), None] {
+        match damage {
+            Some(text) => fs::write(first.dir.join(LEDGER), text).expect("damage the ledger"),
+            None => fs::remove_file(first.dir.join(LEDGER)).expect("remove the ledger"),
+        }
+        // Another process finds the ledger so.
+        let memo = Memo::new(first.dir.clone(), DEFAULT_MAX_BYTES);
+        memo.put(&key(&["two", &format!("{damage:?}")]), &"another answer");
+        assert_eq!(ledger(&memo), Some(size_of(&entries(&memo))), "{damage:?}");
+    }
+}
+
+/// Each writer opens the ledger on its own, as processes do; its lock makes their updates
+/// one at a time, so that none is lost.
+#[test]
+fn writers_at_once_count_every_entry() {
+    let (dir, first) = memo(DEFAULT_MAX_BYTES);
+    // Written first, so that the ledger exists: a writer that finds none measures the folder,
+    // which may then hold another's entry not counted yet (counted twice: the safe side).
+    first.put(&key(&["first"]), &0);
+    let memo_dir = dir.path().join("memo");
+    thread::scope(|scope| {
+        for writer in 0..8 {
+            let memo_dir = &memo_dir;
+            scope.spawn(move || {
+                let memo = Memo::new(memo_dir.clone(), DEFAULT_MAX_BYTES);
+                for answer in 0..10 {
+                    memo.put(&key(&[&format!("{writer}/{answer}")]), &answer);
+                }
+            });
+        }
+    });
+    let memo = Memo::new(memo_dir, DEFAULT_MAX_BYTES);
+    let written = entries(&memo);
+    assert_eq!(written.len(), 81);
+    assert_eq!(ledger(&memo), Some(size_of(&written)));
 }
 
 /// The stamp of a file that last changed `seconds_ago`.
