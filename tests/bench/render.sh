@@ -157,5 +157,6 @@ empty_ms, version_ms = (statistics.median(series) / 1e6 for series in times)
 print(f"mathison-host --version: median {version_ms:.3f} ms; empty Rust binary: {empty_ms:.3f} ms; ratio {version_ms / empty_ms:.2f}x (started in turns, 1000 each)")
 EOF
 
+echo
 echo "## plugin sizes"
 ls -l "$plugins"/mathison_plugin_*.wasm | awk '{printf "%s %d bytes\n", $NF, $5}'

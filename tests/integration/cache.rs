@@ -218,3 +218,27 @@ fn an_entry_without_info_gets_it_on_the_next_hit() {
     assert_compiled(&run, "Hit");
     assert_eq!(read()["info"]["value"]["name"], "redis");
 }
+
+/// A hit serves the `info` its entry keeps, not a new call's: the defaults kept there (edited
+/// by hand here, as only the cache's owner can) decide the render.
+#[test]
+fn a_hit_serves_the_info_its_entry_keeps() {
+    let host = Host::new();
+    let first = host.run(&["render", "-p", REDIS]).success();
+    assert!(first.stdout.contains("allkeys-lru"), "{}", first.stdout);
+    let [entry] = entries(&host).try_into().expect("one entry");
+    let manifest_path = manifest_of(&entry);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).expect("manifest")).expect("JSON");
+    let defaults = &mut manifest["info"]["value"]["default_config"];
+    let mut config: serde_json::Value =
+        serde_json::from_str(defaults.as_str().expect("JSON text")).expect("JSON");
+    config["maxmemoryPolicy"] = "noeviction".into();
+    *defaults = config.to_string().into();
+    fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
+
+    host.forget_answers();
+    let run = host.run(&["-v", "render", "-p", REDIS]).success();
+    assert_compiled(&run, "Hit");
+    assert!(run.stdout.contains("noeviction"), "{}", run.stdout);
+}

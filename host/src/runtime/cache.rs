@@ -78,9 +78,10 @@ pub fn engine_key(engine: &Engine) -> blake3::Hash {
     hasher.0.finalize()
 }
 
-/// What is known about one compiled artifact, in the manifest beside it.
+/// What is known about one compiled artifact, in the manifest beside it. `Info` is how its
+/// `info` is read: parsed, or skipped ([`Skipped`]) when only the artifact is needed.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Manifest {
+struct Manifest<Info = Parsed> {
     format: u32,
     plugin_blake3: String,
     engine_blake3: String,
@@ -90,8 +91,15 @@ struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     verified: Option<FileStamp>,
     /// `None` until an `info` call succeeds.
-    info: Option<Called<PluginInfo>>,
+    info: Info,
 }
+
+/// A manifest's `info` passed over, not parsed: whether there is one. Loading an artifact
+/// parsed a schema and defaults that the memo usually already had (3% of a render that
+/// changed one value).
+type Skipped = Option<serde::de::IgnoredAny>;
+/// A manifest's `info`, parsed.
+type Parsed = Option<Called<PluginInfo>>;
 
 /// One compiled artifact on disk (`<stem>.cwasm`) and its manifest (`<stem>.cwasm.json`).
 #[derive(Debug, Clone)]
@@ -105,8 +113,8 @@ pub struct Entry {
 /// An entry that was found intact and loaded.
 pub struct Found {
     pub component: Component,
-    /// The plugin's `info`, when a call stored it.
-    pub info: Option<Called<PluginInfo>>,
+    /// Whether the manifest holds the plugin's `info` ([`Entry::read_info`]).
+    pub holds_info: bool,
 }
 
 impl Entry {
@@ -145,17 +153,22 @@ impl Entry {
 
     /// Loads the entry if it is intact and made for `identity`.
     pub fn load(&self, engine: &Engine, identity: &Identity) -> Option<Found> {
-        let mut manifest = self.read_manifest()?;
+        let manifest = self.read_manifest::<Skipped>()?;
         let made_for_identity = manifest.plugin_blake3 == identity.plugin.to_hex().as_str()
             && manifest.engine_blake3 == identity.engine.to_hex().as_str();
-        if !made_for_identity || !self.artifact_intact(&mut manifest, SystemTime::now()) {
+        if !made_for_identity || !self.artifact_intact(&manifest, SystemTime::now()) {
             return None;
         }
         let component = deserialize_file(engine, &self.artifact)?;
         Some(Found {
             component,
-            info: manifest.info,
+            holds_info: manifest.info.is_some(),
         })
+    }
+
+    /// The plugin's `info` as the manifest keeps it, if it does.
+    pub fn read_info(&self) -> Option<Called<PluginInfo>> {
+        self.read_manifest::<Parsed>()?.info
     }
 
     /// Writes `artifact` (and `info`, when known), artifact first.
@@ -180,7 +193,7 @@ impl Entry {
     /// Whether the artifact on disk is the one `manifest` describes: it has the stamp it had
     /// when it last matched, or its length and checksum match now. A settled artifact that
     /// matched by `now` is stamped in the manifest, best effort.
-    fn artifact_intact(&self, manifest: &mut Manifest, now: SystemTime) -> bool {
+    fn artifact_intact<Info>(&self, manifest: &Manifest<Info>, now: SystemTime) -> bool {
         let Ok(stamp) = FileStamp::of(&self.artifact) else {
             return false;
         };
@@ -195,9 +208,8 @@ impl Entry {
             && stamp.settled(now)
             && FileStamp::of(&self.artifact).is_ok_and(|after| after == stamp)
         {
-            manifest.verified = Some(stamp);
             // Ignored on failure, like any cache write: it only costs the next load a checksum.
-            let _ = self.write_manifest(manifest);
+            self.update_manifest(|manifest| manifest.verified = Some(stamp));
         }
         true
     }
@@ -212,15 +224,21 @@ impl Entry {
     /// Keeps a successful `info` answer with the entry. Best effort: without it, the next
     /// render calls `info` again.
     pub fn store_info(&self, info: &Called<PluginInfo>) {
+        // Ignored on failure, like any cache write: the render itself has what it needs.
+        self.update_manifest(|manifest| manifest.info = Some(info.clone()));
+    }
+
+    /// Rewrites the manifest, whole, changed by `change`. Best effort.
+    fn update_manifest(&self, change: impl FnOnce(&mut Manifest)) {
         if let Some(mut manifest) = self.read_manifest() {
-            manifest.info = Some(info.clone());
-            // Ignored on failure, like any cache write: the render itself has what it needs.
+            change(&mut manifest);
             let _ = self.write_manifest(&manifest);
         }
     }
 
-    fn read_manifest(&self) -> Option<Manifest> {
-        let manifest: Manifest = serde_json::from_slice(&fs::read(&self.manifest).ok()?).ok()?;
+    fn read_manifest<Info: serde::de::DeserializeOwned>(&self) -> Option<Manifest<Info>> {
+        let manifest: Manifest<Info> =
+            serde_json::from_slice(&fs::read(&self.manifest).ok()?).ok()?;
         (manifest.format == MANIFEST_FORMAT).then_some(manifest)
     }
 
@@ -234,7 +252,7 @@ fn checksum(bytes: &[u8]) -> String {
 }
 
 /// Whether the artifact on disk is the one the manifest describes: same length, same checksum.
-fn artifact_matches(path: &Path, manifest: &Manifest) -> bool {
+fn artifact_matches<Info>(path: &Path, manifest: &Manifest<Info>) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
@@ -328,9 +346,9 @@ mod tests {
     #[test]
     fn a_settled_artifact_that_matched_is_known_by_its_stamp_until_it_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (entry, mut manifest) = stored(dir.path(), b"code");
-        assert!(entry.artifact_intact(&mut manifest, settled_by_then()));
-        let kept = entry.read_manifest().expect("manifest");
+        let (entry, manifest) = stored(dir.path(), b"code");
+        assert!(entry.artifact_intact(&manifest, settled_by_then()));
+        let kept = entry.read_manifest::<Parsed>().expect("manifest");
         assert_eq!(
             kept.verified,
             Some(FileStamp::of(&entry.artifact).expect("stamp"))
@@ -340,33 +358,36 @@ mod tests {
         // fits is believed, because the file is the one that matched.
         let mut believed = kept;
         believed.artifact_xxh3 = checksum(b"other");
-        assert!(entry.artifact_intact(&mut believed, settled_by_then()));
+        assert!(entry.artifact_intact(&believed, settled_by_then()));
 
         // Rewritten in place (after a tick of the file system's clock), or replaced: the stamp
         // changes, the checksum is read, and the damage is found.
         thread::sleep(Duration::from_millis(50));
         fs::write(&entry.artifact, b"cude").expect("rewrite");
-        let mut kept = entry.read_manifest().expect("manifest");
-        assert!(!entry.artifact_intact(&mut kept, settled_by_then()));
+        let kept = entry.read_manifest::<Parsed>().expect("manifest");
+        assert!(!entry.artifact_intact(&kept, settled_by_then()));
         let replacement = dir.path().join("replacement");
         fs::write(&replacement, b"cade").expect("write");
         fs::rename(&replacement, &entry.artifact).expect("rename");
-        assert!(!entry.artifact_intact(&mut kept, settled_by_then()));
+        assert!(!entry.artifact_intact(&kept, settled_by_then()));
     }
 
     #[test]
     fn only_settled_artifacts_in_the_cache_are_stamped() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (entry, mut manifest) = stored(dir.path(), b"code");
-        assert!(entry.artifact_intact(&mut manifest, SystemTime::now()));
-        assert_eq!(entry.read_manifest().expect("manifest").verified, None);
+        let (entry, manifest) = stored(dir.path(), b"code");
+        assert!(entry.artifact_intact(&manifest, SystemTime::now()));
+        assert_eq!(
+            entry.read_manifest::<Parsed>().expect("manifest").verified,
+            None
+        );
 
         let plugin = dir.path().join("postgres.wasm");
         let beside = Entry::beside(&plugin);
         fs::write(&beside.artifact, b"code").expect("write");
         beside.write_manifest(&manifest_of(b"code")).expect("write");
         let before = fs::read(&beside.manifest).expect("read");
-        assert!(beside.artifact_intact(&mut manifest_of(b"code"), settled_by_then()));
+        assert!(beside.artifact_intact(&manifest_of(b"code"), settled_by_then()));
         assert_eq!(fs::read(&beside.manifest).expect("read"), before);
     }
 
@@ -389,13 +410,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let entry = Entry::at(dir.path().join("entry.cwasm"), true);
         entry.write_manifest(&manifest_of(b"code")).expect("write");
-        assert!(entry.read_manifest().is_some());
+        assert!(entry.read_manifest::<Parsed>().is_some());
         let mut older = serde_json::to_value(manifest_of(b"code")).expect("json");
         older["format"] = 1.into();
         fs::write(&entry.manifest, older.to_string()).expect("write");
-        assert!(entry.read_manifest().is_none());
+        assert!(entry.read_manifest::<Parsed>().is_none());
         fs::write(&entry.manifest, "not json").expect("write");
-        assert!(entry.read_manifest().is_none());
+        assert!(entry.read_manifest::<Parsed>().is_none());
     }
 
     #[test]

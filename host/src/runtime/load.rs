@@ -157,20 +157,23 @@ impl Runtime {
             .as_deref()
             .map(|dir| cache::Entry::in_cache(dir, &identity));
 
+        let load = |entry: cache::Entry, outcome| {
+            let found = entry.load(&machine.engine, &identity)?;
+            let info_kept_in = found.holds_info.then_some(entry);
+            Some((found.component, outcome, info_kept_in))
+        };
         let found = cache_entry
-            .as_ref()
-            .and_then(|entry| entry.load(&machine.engine, &identity))
-            .map(|found| (found, CacheOutcome::Hit))
+            .clone()
+            .and_then(|entry| load(entry, CacheOutcome::Hit))
             .or_else(|| {
                 self.may_load_precompiled(path)
-                    .then(|| cache::Entry::beside(path).load(&machine.engine, &identity))
+                    .then(|| load(cache::Entry::beside(path), CacheOutcome::Precompiled))
                     .flatten()
-                    .map(|found| (found, CacheOutcome::Precompiled))
             });
-        let (component, outcome, cached_info, size) = match found {
-            Some((found, outcome)) => {
+        let (component, outcome, info_kept_in, size) = match found {
+            Some((component, outcome, info_kept_in)) => {
                 let size = metadata(path)?.len();
-                (found.component, outcome, found.info, size)
+                (component, outcome, info_kept_in, size)
             }
             None => {
                 let plugin = read()?;
@@ -213,7 +216,7 @@ impl Runtime {
             wit_version,
             cache: outcome,
             cache_entry: cache_entry.filter(|_| holds_code),
-            cached_info,
+            info_kept_in,
             pre,
         })
     }
@@ -304,7 +307,7 @@ impl Runtime {
             wit_version,
             cache: CacheOutcome::Disabled,
             cache_entry: None,
-            cached_info: None,
+            info_kept_in: None,
             pre,
         };
         let info = self.info(&plugin).map_err(|error| PrecompileError::Call {

@@ -196,8 +196,8 @@ pub struct LoadedPlugin {
     pub cache: CacheOutcome,
     /// The cache entry holding this plugin's code, where a fresh `info` answer is kept.
     cache_entry: Option<cache::Entry>,
-    /// `info` as the cache remembers it; `None` means the call must be made.
-    cached_info: Option<Called<PluginInfo>>,
+    /// The entry whose manifest keeps the plugin's `info`; without one, the call is made.
+    info_kept_in: Option<cache::Entry>,
     pre: bindings::PluginPre<SandboxState>,
 }
 
@@ -366,8 +366,12 @@ impl Runtime {
     /// export (and storing the answer).
     pub fn info(&self, plugin: &LoadedPlugin) -> Result<Called<PluginInfo>, CallError> {
         const CALL: &str = "info";
-        let called = match &plugin.cached_info {
-            Some(cached) => cached.clone(),
+        let called = match plugin
+            .info_kept_in
+            .as_ref()
+            .and_then(cache::Entry::read_info)
+        {
+            Some(kept) => kept,
             // Kept without a second call to compare: the sandbox gives `info` no input that
             // could vary (no arguments, a frozen clock whose subscriptions never see real
             // time, fixed randomness, a fresh instance), so it is pure by construction, and
