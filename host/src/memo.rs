@@ -220,7 +220,7 @@ impl Memo {
             *ledger = self.open_ledger().ok();
         }
         // A ledger that cannot be read is rebuilt by measuring the folder; one that cannot be
-        // kept at all (a file system without locks) leaves the folder measured every time.
+        // opened or locked (a file system without locks) leaves it measured at every write.
         let Some(ledger) = ledger.as_ref().filter(|ledger| ledger.lock().is_ok()) else {
             self.evict();
             return;
