@@ -13,7 +13,7 @@
 //! at once each publish a whole file, and a reader sees one or the other. The folder is kept
 //! under a size bound by removing the least recently used entries: a hit refreshes an entry's
 //! modification time. Measuring the folder reads every entry's metadata (with 2,000 entries, a
-//! render that changed one value took 26 ms instead of 12), so it is measured only when its
+//! render that changed one value took 29 ms instead of 13), so it is measured only when its
 //! ledger (`<dir>/.size`: the size it had when last measured plus every entry written since,
 //! updated under a file lock) passes the bound, or is missing or unreadable.
 //!
