@@ -38,6 +38,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use serde_json::value::RawValue;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -79,7 +80,7 @@ pub fn engine_key(engine: &Engine) -> blake3::Hash {
 }
 
 /// What is known about one compiled artifact, in the manifest beside it. `Info` is how its
-/// `info` is read: parsed, or skipped ([`Skipped`]) when only the artifact is needed.
+/// `info` is read: parsed, or kept as text ([`Unparsed`]) when loading the artifact.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Manifest<Info = Parsed> {
     format: u32,
@@ -94,12 +95,23 @@ struct Manifest<Info = Parsed> {
     info: Info,
 }
 
-/// A manifest's `info` passed over, not parsed: whether there is one. Loading an artifact
-/// parsed a schema and defaults that the memo usually already had (3% of a render that
-/// changed one value).
-type Skipped = Option<serde::de::IgnoredAny>;
+/// A manifest's `info` kept as text, not parsed. Loading an artifact parsed a schema and
+/// defaults that the memo usually already had (3% of a render that changed one value); the
+/// text is parsed by [`KeptInfo::parse`] only when the memo does not have them.
+type Unparsed = Option<Box<RawValue>>;
 /// A manifest's `info`, parsed.
 type Parsed = Option<Called<PluginInfo>>;
+
+/// A plugin's `info` as a manifest kept it, still JSON text.
+#[derive(Debug)]
+pub struct KeptInfo(Box<RawValue>);
+
+impl KeptInfo {
+    /// The `info` answer, or `None` when the text is not one (an entry is never trusted).
+    pub fn parse(&self) -> Option<Called<PluginInfo>> {
+        serde_json::from_str(self.0.get()).ok()
+    }
+}
 
 /// One compiled artifact on disk (`<stem>.cwasm`) and its manifest (`<stem>.cwasm.json`).
 #[derive(Debug, Clone)]
@@ -113,8 +125,8 @@ pub struct Entry {
 /// An entry that was found intact and loaded.
 pub struct Found {
     pub component: Component,
-    /// Whether the manifest holds the plugin's `info` ([`Entry::read_info`]).
-    pub holds_info: bool,
+    /// The plugin's `info`, if the manifest holds it.
+    pub info: Option<KeptInfo>,
 }
 
 impl Entry {
@@ -153,7 +165,7 @@ impl Entry {
 
     /// Loads the entry if it is intact and made for `identity`.
     pub fn load(&self, engine: &Engine, identity: &Identity) -> Option<Found> {
-        let manifest = self.read_manifest::<Skipped>()?;
+        let manifest = self.read_manifest::<Unparsed>()?;
         let made_for_identity = manifest.plugin_blake3 == identity.plugin.to_hex().as_str()
             && manifest.engine_blake3 == identity.engine.to_hex().as_str();
         if !made_for_identity || !self.artifact_intact(&manifest, SystemTime::now()) {
@@ -162,13 +174,8 @@ impl Entry {
         let component = deserialize_file(engine, &self.artifact)?;
         Some(Found {
             component,
-            holds_info: manifest.info.is_some(),
+            info: manifest.info.map(KeptInfo),
         })
-    }
-
-    /// The plugin's `info` as the manifest keeps it, if it does.
-    pub fn read_info(&self) -> Option<Called<PluginInfo>> {
-        self.read_manifest::<Parsed>()?.info
     }
 
     /// Writes `artifact` (and `info`, when known), artifact first.
@@ -417,6 +424,44 @@ mod tests {
         assert!(entry.read_manifest::<Parsed>().is_none());
         fs::write(&entry.manifest, "not json").expect("write");
         assert!(entry.read_manifest::<Parsed>().is_none());
+    }
+
+    #[test]
+    fn a_loaded_manifest_keeps_info_as_text_that_parses_to_what_was_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (entry, _) = stored(dir.path(), b"code");
+        assert!(
+            entry
+                .read_manifest::<Unparsed>()
+                .expect("manifest")
+                .info
+                .is_none()
+        );
+
+        let info = Called {
+            value: PluginInfo {
+                name: "quoted \"name\"".into(),
+                version: "1.0.0".into(),
+                description: "line\nbreak".into(),
+                config_schema: r#"{"type":"object"}"#.into(),
+                default_config: r#"{"port":5432}"#.into(),
+                kinds: Vec::new(),
+            },
+            logs: Vec::new(),
+        };
+        entry.store_info(&info);
+        let kept = entry.read_manifest::<Unparsed>().expect("manifest").info;
+        let parsed = KeptInfo(kept.expect("kept"))
+            .parse()
+            .expect("an info answer");
+        assert_eq!(parsed.value, info.value);
+
+        // Text that is JSON but not an info answer is not trusted: the call is made instead.
+        let mut damaged = serde_json::to_value(manifest_of(b"code")).expect("json");
+        damaged["info"] = serde_json::json!({"value": 42, "logs": []});
+        fs::write(&entry.manifest, damaged.to_string()).expect("write");
+        let kept = entry.read_manifest::<Unparsed>().expect("manifest").info;
+        assert!(KeptInfo(kept.expect("kept")).parse().is_none());
     }
 
     #[test]

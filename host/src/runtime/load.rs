@@ -159,8 +159,7 @@ impl Runtime {
 
         let load = |entry: cache::Entry, outcome| {
             let found = entry.load(&machine.engine, &identity)?;
-            let info_kept_in = found.holds_info.then_some(entry);
-            Some((found.component, outcome, info_kept_in))
+            Some((found.component, outcome, found.info))
         };
         let found = cache_entry
             .clone()
@@ -170,10 +169,10 @@ impl Runtime {
                     .then(|| load(cache::Entry::beside(path), CacheOutcome::Precompiled))
                     .flatten()
             });
-        let (component, outcome, info_kept_in, size) = match found {
-            Some((component, outcome, info_kept_in)) => {
+        let (component, outcome, kept_info, size) = match found {
+            Some((component, outcome, kept_info)) => {
                 let size = metadata(path)?.len();
-                (component, outcome, info_kept_in, size)
+                (component, outcome, kept_info, size)
             }
             None => {
                 let plugin = read()?;
@@ -216,7 +215,7 @@ impl Runtime {
             wit_version,
             cache: outcome,
             cache_entry: cache_entry.filter(|_| holds_code),
-            info_kept_in,
+            kept_info,
             pre,
         })
     }
@@ -307,7 +306,7 @@ impl Runtime {
             wit_version,
             cache: CacheOutcome::Disabled,
             cache_entry: None,
-            info_kept_in: None,
+            kept_info: None,
             pre,
         };
         let info = self.info(&plugin).map_err(|error| PrecompileError::Call {

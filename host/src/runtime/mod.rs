@@ -196,8 +196,8 @@ pub struct LoadedPlugin {
     pub cache: CacheOutcome,
     /// The cache entry holding this plugin's code, where a fresh `info` answer is kept.
     cache_entry: Option<cache::Entry>,
-    /// The entry whose manifest keeps the plugin's `info`; without one, the call is made.
-    info_kept_in: Option<cache::Entry>,
+    /// The plugin's `info` as its code's entry keeps it; without it, the call is made.
+    kept_info: Option<cache::KeptInfo>,
     pre: bindings::PluginPre<SandboxState>,
 }
 
@@ -366,11 +366,7 @@ impl Runtime {
     /// export (and storing the answer).
     pub fn info(&self, plugin: &LoadedPlugin) -> Result<Called<PluginInfo>, CallError> {
         const CALL: &str = "info";
-        let called = match plugin
-            .info_kept_in
-            .as_ref()
-            .and_then(cache::Entry::read_info)
-        {
+        let called = match plugin.kept_info.as_ref().and_then(cache::KeptInfo::parse) {
             Some(kept) => kept,
             // Kept without a second call to compare: the sandbox gives `info` no input that
             // could vary (no arguments, a frozen clock whose subscriptions never see real
