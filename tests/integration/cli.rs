@@ -79,6 +79,24 @@ fn inspect_shows_metadata_options_and_hash() {
     assert_eq!(json["schema"]["additionalProperties"], false);
 }
 
+/// `--version` alone is answered before clap builds a command; with other words, clap answers
+/// it. Both print the same line.
+#[test]
+fn the_version_is_one_line_however_it_is_asked() {
+    let host = Host::new();
+    let expected = format!("mathison-host {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["-v", "--version"],
+        &["--version", "render"],
+    ] {
+        let run = host.run(args).success();
+        assert_eq!(run.stdout, expected, "{args:?}");
+        assert_eq!(run.stderr, "", "{args:?}");
+    }
+}
+
 #[test]
 fn a_closed_stdout_is_not_an_error() {
     let host = Host::new();
