@@ -139,7 +139,8 @@ impl Cli {
     /// asked for.
     pub fn parse_args(args: Vec<OsString>) -> Self {
         // The version alone, what scripts and tools ask most, needs no command: building
-        // clap's top level was a tenth of the instructions and page faults of the process.
+        // clap's top level was a tenth of the process's instructions and a fifth of its page
+        // faults (BENCHMARKS.md).
         if let [_, only] = args.as_slice()
             && (only == "--version" || only == "-V")
         {
