@@ -165,10 +165,10 @@ impl Entry {
 
     /// Loads the entry if it is intact and made for `identity`.
     pub fn load(&self, engine: &Engine, identity: &Identity) -> Option<Found> {
-        let manifest = self.read_manifest::<Unparsed>()?;
+        let mut manifest = self.read_manifest::<Unparsed>()?;
         let made_for_identity = manifest.plugin_blake3 == identity.plugin.to_hex().as_str()
             && manifest.engine_blake3 == identity.engine.to_hex().as_str();
-        if !made_for_identity || !self.artifact_intact(&manifest, SystemTime::now()) {
+        if !made_for_identity || !self.artifact_intact(&mut manifest, SystemTime::now()) {
             return None;
         }
         let component = deserialize_file(engine, &self.artifact)?;
@@ -199,8 +199,13 @@ impl Entry {
 
     /// Whether the artifact on disk is the one `manifest` describes: it has the stamp it had
     /// when it last matched, or its length and checksum match now. A settled artifact that
-    /// matched by `now` is stamped in the manifest, best effort.
-    fn artifact_intact<Info>(&self, manifest: &Manifest<Info>, now: SystemTime) -> bool {
+    /// matched by `now` is stamped in `manifest`, which is written back as it is (its `info`
+    /// too, parsed or not), best effort.
+    fn artifact_intact<Info: serde::Serialize>(
+        &self,
+        manifest: &mut Manifest<Info>,
+        now: SystemTime,
+    ) -> bool {
         let Ok(stamp) = FileStamp::of(&self.artifact) else {
             return false;
         };
@@ -215,8 +220,9 @@ impl Entry {
             && stamp.settled(now)
             && FileStamp::of(&self.artifact).is_ok_and(|after| after == stamp)
         {
+            manifest.verified = Some(stamp);
             // Ignored on failure, like any cache write: it only costs the next load a checksum.
-            self.update_manifest(|manifest| manifest.verified = Some(stamp));
+            let _ = self.write_manifest(manifest);
         }
         true
     }
@@ -249,7 +255,10 @@ impl Entry {
         (manifest.format == MANIFEST_FORMAT).then_some(manifest)
     }
 
-    fn write_manifest(&self, manifest: &Manifest) -> std::io::Result<()> {
+    fn write_manifest<Info: serde::Serialize>(
+        &self,
+        manifest: &Manifest<Info>,
+    ) -> std::io::Result<()> {
         write_atomically(&self.manifest, &serde_json::to_vec(manifest)?)
     }
 }
@@ -353,8 +362,8 @@ mod tests {
     #[test]
     fn a_settled_artifact_that_matched_is_known_by_its_stamp_until_it_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (entry, manifest) = stored(dir.path(), b"code");
-        assert!(entry.artifact_intact(&manifest, settled_by_then()));
+        let (entry, mut manifest) = stored(dir.path(), b"code");
+        assert!(entry.artifact_intact(&mut manifest, settled_by_then()));
         let kept = entry.read_manifest::<Parsed>().expect("manifest");
         assert_eq!(
             kept.verified,
@@ -365,25 +374,25 @@ mod tests {
         // fits is believed, because the file is the one that matched.
         let mut believed = kept;
         believed.artifact_xxh3 = checksum(b"other");
-        assert!(entry.artifact_intact(&believed, settled_by_then()));
+        assert!(entry.artifact_intact(&mut believed, settled_by_then()));
 
         // Rewritten in place (after a tick of the file system's clock), or replaced: the stamp
         // changes, the checksum is read, and the damage is found.
         thread::sleep(Duration::from_millis(50));
         fs::write(&entry.artifact, b"cude").expect("rewrite");
-        let kept = entry.read_manifest::<Parsed>().expect("manifest");
-        assert!(!entry.artifact_intact(&kept, settled_by_then()));
+        let mut kept = entry.read_manifest::<Parsed>().expect("manifest");
+        assert!(!entry.artifact_intact(&mut kept, settled_by_then()));
         let replacement = dir.path().join("replacement");
         fs::write(&replacement, b"cade").expect("write");
         fs::rename(&replacement, &entry.artifact).expect("rename");
-        assert!(!entry.artifact_intact(&kept, settled_by_then()));
+        assert!(!entry.artifact_intact(&mut kept, settled_by_then()));
     }
 
     #[test]
     fn only_settled_artifacts_in_the_cache_are_stamped() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (entry, manifest) = stored(dir.path(), b"code");
-        assert!(entry.artifact_intact(&manifest, SystemTime::now()));
+        let (entry, mut manifest) = stored(dir.path(), b"code");
+        assert!(entry.artifact_intact(&mut manifest, SystemTime::now()));
         assert_eq!(
             entry.read_manifest::<Parsed>().expect("manifest").verified,
             None
@@ -394,7 +403,7 @@ mod tests {
         fs::write(&beside.artifact, b"code").expect("write");
         beside.write_manifest(&manifest_of(b"code")).expect("write");
         let before = fs::read(&beside.manifest).expect("read");
-        assert!(beside.artifact_intact(&manifest_of(b"code"), settled_by_then()));
+        assert!(beside.artifact_intact(&mut manifest_of(b"code"), settled_by_then()));
         assert_eq!(fs::read(&beside.manifest).expect("read"), before);
     }
 
@@ -455,6 +464,13 @@ mod tests {
             .parse()
             .expect("an info answer");
         assert_eq!(parsed.value, info.value);
+
+        // Stamping the manifest as loaded writes its `info` back unchanged, without parsing it.
+        let mut loaded = entry.read_manifest::<Unparsed>().expect("manifest");
+        assert!(entry.artifact_intact(&mut loaded, settled_by_then()));
+        let stamped = entry.read_manifest::<Parsed>().expect("manifest");
+        assert!(stamped.verified.is_some());
+        assert_eq!(stamped.info.expect("info kept").value, info.value);
 
         // Text that is JSON but not an info answer is not trusted: the call is made instead.
         let mut damaged = serde_json::to_value(manifest_of(b"code")).expect("json");
