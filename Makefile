@@ -4,26 +4,20 @@
 # Both set themselves up: the wasm32-wasip2 target, the builds, the test tools.
 
 CARGO ?= cargo
-# The official plugins; `make render` builds only the two it renders.
-RENDERED := postgres redis
-OFFICIAL := $(RENDERED) postgres-backup
-packages = $(foreach plugin,$(1),-p mathison-plugin-$(plugin))
-# $(call official_plugins,NAMES) builds the official plugins NAMES and precompiles them for this
-# host (postgres.cwasm beside postgres.wasm), so that even a first render, with an empty cache,
-# does not compile them.
-official_plugins = $(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(call packages,$(1)) \
-	&& ./target/release/mathison-host compile --plugin-path target/wasm32-wasip2/plugin $(1)
+PLUGINS := -p mathison-plugin-postgres -p mathison-plugin-redis -p mathison-plugin-postgres-backup
 
 .PHONY: render plugins host wasm-target install test lint test-rust test-oracles deps bench pgbouncer publish
 
 # Recipes of the render path are silent (@): stdout carries only the manifests, so that
 # `make render | kubectl apply -f -` works. Builds report on stderr.
-render: wasm-target host
-	@$(call official_plugins,$(RENDERED))
-	@./target/release/mathison-host render --allow-precompiled $(foreach plugin,$(RENDERED),--plugin $(plugin))
+render: plugins
+	@./target/release/mathison-host render --allow-precompiled --plugin postgres --plugin redis
 
+# The official plugins ship precompiled for this host (postgres.cwasm beside postgres.wasm), so
+# that even a first render, with an empty cache, does not compile them.
 plugins: wasm-target host
-	@$(call official_plugins,$(OFFICIAL))
+	@$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS)
+	@./target/release/mathison-host compile --plugin-path target/wasm32-wasip2/plugin postgres redis postgres-backup
 
 host:
 	@$(CARGO) build --quiet --release -p mathison-host
@@ -69,7 +63,7 @@ $(PGBOUNCER_WASM): plugins/pgbouncer/build $(wildcard plugins/pgbouncer/*.py) wi
 #   make publish REGISTRY=oci://registry.example.com/mathison
 publish: plugins
 	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=oci://HOST[:PORT]/PATH" >&2; exit 2; }
-	@for plugin in $(OFFICIAL); do \
+	@for plugin in postgres redis postgres-backup; do \
 	    file=target/wasm32-wasip2/plugin/mathison_plugin_$$(echo $$plugin | tr - _).wasm; \
 	    version=$$(./target/release/mathison-host inspect --format json $$file | sed -n 's/^  "version": "\(.*\)",$$/\1/p'); \
 	    ./target/release/mathison-host push $$file "$(REGISTRY)/$$plugin:$$version" || exit 1; \
@@ -82,5 +76,5 @@ deps:
 # Whole-process benchmarks (BENCHMARKS.md); the hostile fixture's `many` behaviour is the
 # 1000-object plugin.
 bench: wasm-target host
-	$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(call packages,$(OFFICIAL)) -p mathison-fixture-hostile
+	$(CARGO) build --quiet --profile plugin --target wasm32-wasip2 $(PLUGINS) -p mathison-fixture-hostile
 	bash tests/bench/render.sh
